@@ -1,0 +1,52 @@
+//! Command-line arguments (clap types only; no I/O happens while they are parsed).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "cfa", version, about = "Provision and operate tenant AI-agent stacks on Coolify")]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// Output format of the command's result on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub(crate) output: OutputFormat,
+    /// Format of log lines on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "CFA_LOG_FORMAT")]
+    pub(crate) log_format: LogFormat,
+    /// Log debug details on stderr (CFA_LOG=... overrides with a tracing filter).
+    #[arg(long, short, global = true)]
+    pub(crate) verbose: bool,
+    /// Template catalogue folder.
+    #[arg(long, global = true, env = "CFA_TEMPLATES_DIR")]
+    pub(crate) templates_dir: Option<std::path::PathBuf>,
+    /// Plans file overriding the built-in plan table.
+    #[arg(long, global = true, env = "CFA_PLANS_FILE")]
+    pub(crate) plans_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// The template catalogue: list, show, render.
+    #[command(subcommand)]
+    Templates(crate::commands::templates::TemplatesCommand),
+    /// The plan table in use.
+    Plans,
+}

@@ -1,0 +1,1 @@
+//! Pure domain core of the CloudFreedom Agent Platform.

@@ -1,0 +1,1 @@
+//! Template catalogue, typed compose rendering and guardrail linter.
