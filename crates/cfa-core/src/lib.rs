@@ -1,1 +1,25 @@
 //! Pure domain core of the CloudFreedom Agent Platform.
+//!
+//! Everything here decides; nothing here does I/O. Plans and their ceilings ([`plan`]),
+//! admission and placement ([`admission`]), the stack lifecycle ([`lifecycle`]), names and
+//! domains ([`naming`]), resource arithmetic ([`resources`]) and health judgement ([`health`]).
+//!
+//! **Architecture invariant:** no tokio, no reqwest, no file system, no clock. Functions take
+//! what they need as arguments and return decisions or typed errors.
+
+pub mod admission;
+pub mod health;
+pub mod lifecycle;
+pub mod naming;
+pub mod plan;
+pub mod resources;
+
+pub use admission::{
+    AdmissionError, AdmissionRequest, Admitted, ServerCapacity, StackRequirements, TenantStanding,
+    admit, stack_limits,
+};
+pub use health::{HealthJudgement, HealthVerdict, ProbeOutcome, judge_health};
+pub use lifecycle::{StackEvent, StackStatus, TransitionError};
+pub use naming::{BaseDomain, NameError, StackName, TenantSlug};
+pub use plan::{BackupPolicy, Plan, PlanError, PlanTable, PlanTier};
+pub use resources::Resources;
