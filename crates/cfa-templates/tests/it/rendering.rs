@@ -1,0 +1,252 @@
+//! Every template under every plan that allows it: snapshots, schema validation, guardrails.
+
+use cfa_core::plan::{PlanTable, PlanTier};
+use cfa_core::resources::Resources;
+use cfa_templates::lint::{LintPolicy, lint};
+use serde_json::Value;
+
+use crate::support::{
+    ROUTER_KEY, TELEGRAM_TOKEN, catalogue, chain, render_with, sample_parameters,
+};
+
+/// (template, plan) pairs the built-in plans allow.
+fn allowed_pairs() -> Vec<(String, PlanTier)> {
+    let plans = PlanTable::builtin();
+    let mut pairs = Vec::new();
+    for name in catalogue().names() {
+        for plan in plans.plans() {
+            if plan.allows_template(name) {
+                pairs.push((name.to_owned(), plan.tier));
+            }
+        }
+    }
+    pairs
+}
+
+#[test]
+fn every_template_renders_under_every_plan_that_allows_it() {
+    let pairs = allowed_pairs();
+    // starter: bot; team: bot; business: bot, openclaw; sovereign: all three.
+    assert_eq!(pairs.len(), 7, "{pairs:?}");
+    for (template, plan) in pairs {
+        let rendered = render_with(&template, plan, "demo", &sample_parameters(&template))
+            .unwrap_or_else(|error| panic!("{template} under {plan}: {}", chain(&error)));
+        let environment: Vec<String> = rendered
+            .redacted_environment()
+            .iter()
+            .map(|entry| {
+                format!(
+                    "{}={}{}",
+                    entry.name,
+                    entry.value,
+                    if entry.secret { " (secret)" } else { "" }
+                )
+            })
+            .collect();
+        let summary = format!(
+            "url: {:?}\nlimits: {}\nservice_limits: {:?}\ngenerated: {:?}\nenvironment: {:?}\nconfig: {:?}\n---\n{}",
+            rendered.url.as_ref().map(|url| format!("{} -> {}", url.service, url.url)),
+            rendered.limits,
+            rendered
+                .service_limits
+                .iter()
+                .map(|(name, limits)| format!("{name}: {limits}"))
+                .collect::<Vec<_>>(),
+            rendered.generated_variables,
+            environment,
+            rendered.config,
+            rendered.compose_yaml,
+        );
+        insta::assert_snapshot!(format!("{template}-{plan}"), summary);
+    }
+}
+
+#[test]
+fn base_llm_without_litellm_talks_to_the_router() {
+    let mut parameters = sample_parameters("base-llm");
+    parameters.insert("with_litellm".into(), "false".into());
+    let rendered = render_with("base-llm", PlanTier::Sovereign, "chat", &parameters).unwrap();
+    assert_eq!(rendered.compose.services.keys().collect::<Vec<_>>(), ["open-webui"]);
+    let webui = &rendered.compose.services["open-webui"];
+    assert_eq!(webui.environment["OPENAI_API_BASE_URL"], "https://router.cloudfreedom.de/v1");
+    assert_eq!(webui.environment["OPENAI_API_KEY"], "${ROUTER_API_KEY}");
+    assert!(webui.depends_on.is_empty());
+    insta::assert_snapshot!("base-llm-sovereign-without-litellm", rendered.compose_yaml);
+    // Without LiteLLM the stack needs less.
+    assert_eq!(rendered.requirements.minimum, Resources::new(1500, 2048, 0));
+}
+
+/// The resource figures cfa-core's admission tests assume are the real manifests'.
+#[test]
+fn template_requirements_match_the_admission_tests() {
+    let check = |template: &str, minimum: Resources, profile: Resources, disk_mb: u32| {
+        let rendered =
+            render_with(template, PlanTier::Sovereign, "demo", &sample_parameters(template))
+                .unwrap();
+        assert_eq!(rendered.requirements.minimum, minimum, "{template}");
+        assert_eq!(rendered.requirements.profile, profile, "{template}");
+        assert_eq!(rendered.requirements.disk_mb, disk_mb, "{template}");
+    };
+    check("telegram-bot", Resources::new(100, 64, 0), Resources::new(500, 256, 0), 0);
+    check("openclaw-agent", Resources::new(1000, 1024, 0), Resources::new(2000, 2048, 0), 2048);
+    check("base-llm", Resources::new(2000, 3072, 0), Resources::new(3000, 5120, 0), 5120);
+}
+
+#[test]
+fn service_limits_add_up_to_at_most_the_stack_limits() {
+    for (template, plan) in allowed_pairs() {
+        let rendered = render_with(&template, plan, "demo", &sample_parameters(&template)).unwrap();
+        let total = rendered
+            .service_limits
+            .values()
+            .fold(Resources::ZERO, |sum, limits| sum.saturating_add(*limits));
+        assert!(
+            total.millicpus <= rendered.limits.millicpus,
+            "{template}/{plan}: {total} > {}",
+            rendered.limits
+        );
+        assert!(
+            total.memory_mb <= rendered.limits.memory_mb,
+            "{template}/{plan}: {total} > {}",
+            rendered.limits
+        );
+        for (service, limits) in &rendered.service_limits {
+            let compose = &rendered.compose.services[service];
+            assert_eq!(
+                compose.mem_limit.as_deref(),
+                Some(format!("{}m", limits.memory_mb).as_str())
+            );
+        }
+    }
+}
+
+#[test]
+fn openclaw_heap_cap_fits_its_memory_limit() {
+    for plan in [PlanTier::Business, PlanTier::Sovereign] {
+        let rendered =
+            render_with("openclaw-agent", plan, "agent", &sample_parameters("openclaw-agent"))
+                .unwrap();
+        let service = &rendered.compose.services["openclaw"];
+        let memory_mb = rendered.service_limits["openclaw"].memory_mb;
+        let heap: u32 = service.environment["NODE_OPTIONS"]
+            .strip_prefix("--max-old-space-size=")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(heap, memory_mb * 70 / 100, "{plan}");
+    }
+}
+
+#[test]
+fn refusals_name_what_would_satisfy_them() {
+    let error = render_with(
+        "openclaw-agent",
+        PlanTier::Team,
+        "agent",
+        &sample_parameters("openclaw-agent"),
+    )
+    .unwrap_err();
+    assert!(chain(&error).contains("the business plan allows it"), "{}", chain(&error));
+    let error = render_with("base-llm", PlanTier::Business, "chat", &sample_parameters("base-llm"))
+        .unwrap_err();
+    assert!(chain(&error).contains("the sovereign plan allows it"), "{}", chain(&error));
+    let mut missing = sample_parameters("telegram-bot");
+    missing.remove("telegram_bot_token");
+    let error = render_with("telegram-bot", PlanTier::Starter, "bot", &missing).unwrap_err();
+    assert_eq!(
+        chain(&error),
+        "cannot render `telegram-bot` for acme/bot: parameter `telegram_bot_token` is required\nhint: the bot's token from @BotFather, like 123456789:AA..."
+    );
+}
+
+#[test]
+fn secrets_never_reach_the_compose() {
+    for (template, plan) in allowed_pairs() {
+        let rendered = render_with(&template, plan, "demo", &sample_parameters(&template)).unwrap();
+        assert!(!rendered.compose_yaml.contains(ROUTER_KEY), "{template}");
+        assert!(!rendered.compose_yaml.contains(TELEGRAM_TOKEN), "{template}");
+        assert!(
+            rendered.environment.iter().all(|entry| entry.secret),
+            "only secrets go through the env API"
+        );
+        assert!(
+            rendered.config.values().all(|value| value != ROUTER_KEY && value != TELEGRAM_TOKEN)
+        );
+        assert!(rendered.redacted_environment().iter().all(|entry| entry.value == "***"));
+    }
+}
+
+/// Drops the keys only Coolify understands, as Coolify does before `docker compose` runs.
+fn strip_coolify_keys(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for key in ["content", "is_directory", "isDirectory", "exclude_from_hc"] {
+                map.remove(key);
+            }
+            map.values_mut().for_each(strip_coolify_keys);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_coolify_keys),
+        _ => {}
+    }
+}
+
+fn compose_spec_validator() -> jsonschema::Validator {
+    let path =
+        std::env::var("CFA_COMPOSE_SPEC").map(std::path::PathBuf::from).unwrap_or_else(|_| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared/compose/compose-spec.json")
+        });
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| {
+        panic!("read the compose-spec schema at {}: {error}", path.display())
+    });
+    let mut schema: Value = serde_json::from_str(&text).unwrap();
+    // The file names its draft by an https URL the validator does not know offline; the
+    // schema is draft-07, so say so directly.
+    schema.as_object_mut().unwrap().remove("$schema");
+    jsonschema::draft7::new(&schema).expect("the compose-spec schema compiles")
+}
+
+#[test]
+fn every_rendered_compose_validates_against_the_compose_spec() {
+    let validator = compose_spec_validator();
+    let mut variants: Vec<(String, PlanTier, std::collections::BTreeMap<String, String>)> =
+        allowed_pairs()
+            .into_iter()
+            .map(|(template, plan)| {
+                let parameters = sample_parameters(&template);
+                (template, plan, parameters)
+            })
+            .collect();
+    let mut without_litellm = sample_parameters("base-llm");
+    without_litellm.insert("with_litellm".into(), "false".into());
+    variants.push(("base-llm".into(), PlanTier::Sovereign, without_litellm));
+    for (template, plan, parameters) in variants {
+        let rendered = render_with(&template, plan, "demo", &parameters).unwrap();
+        // What Coolify receives is the YAML text: validate that, parsed back.
+        let mut document: Value = serde_norway::from_str(&rendered.compose_yaml).unwrap();
+        assert!(
+            lint(&document, &LintPolicy::default())
+                .iter()
+                .all(|violation| { violation.rule == cfa_templates::lint::Rule::NonRootUser })
+        );
+        strip_coolify_keys(&mut document);
+        let errors: Vec<String> = validator
+            .iter_errors(&document)
+            .map(|error| format!("{} at {}", error, error.instance_path))
+            .collect();
+        assert!(errors.is_empty(), "{template}/{plan}: {errors:#?}");
+    }
+}
+
+#[test]
+fn the_catalogue_lists_the_three_templates() {
+    assert_eq!(
+        catalogue().names().collect::<Vec<_>>(),
+        ["base-llm", "openclaw-agent", "telegram-bot"]
+    );
+    let error = catalogue().get("wordpress").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "unknown template `wordpress`\nhint: known templates: base-llm, openclaw-agent, telegram-bot"
+    );
+}
