@@ -1,2 +1,4 @@
 # Sourced by scripts: puts the tools scripts/install-deps installed on PATH.
 export CFA_CACHE_DIR="${CFA_CACHE_DIR:-$HOME/.cache/cfa}"
+# PocketBase 0.40.6 (scripts/install-deps); tests also honour CFA_POCKETBASE_BIN.
+export PATH="$CFA_CACHE_DIR/pocketbase-0.40.6/bin:$PATH"
