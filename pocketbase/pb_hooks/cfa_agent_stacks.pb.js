@@ -1,0 +1,105 @@
+/// <reference path="../pb_data/types.d.ts" />
+
+// cfa: the per-tenant stack quota and the audit of tenant-side changes to `agent_stacks`.
+//
+// Quota: the API create rule runs on the read pool before the insert, so any "count < max"
+// rule is a check-then-act race. Here the COUNT and the INSERT run in ONE transaction on
+// PocketBase's single write connection, so concurrent creates are serialized and
+// `max_stacks` holds for every REST create: tenants, superusers and /api/batch (whose
+// transaction this one joins). The operator overrides only by raising `max_stacks`.
+//
+// Audit: changes made by non-superusers (the tenant's own frontend) are appended to
+// `audit_log` in the same transaction as the change, so an entry is never lost and never
+// written for a change that rolled back. Superuser writes are the engine's, which audits its
+// own actions with more context (the action it ran), so they are not audited twice here.
+
+onRecordCreateRequest((e) => {
+  const audit = require(`${__hooks}/cfa/audit.js`);
+  const original = e.app;
+  try {
+    original.runInTransaction((txApp) => {
+      const tenantId = e.record.getString("tenant_id");
+      let tenant = null;
+      if (tenantId) {
+        try {
+          tenant = txApp.findRecordById("tenants", tenantId);
+        } catch (_) {
+          // An unknown id: the normal field validation below reports it.
+        }
+      }
+      if (tenant) {
+        const max = tenant.getInt("max_stacks");
+        const used = txApp.countRecords("agent_stacks", $dbx.hashExp({ tenant_id: tenantId }));
+        if (used >= max) {
+          throw new BadRequestError("Stack limit reached for this tenant.", {
+            tenant_id: new ValidationError("stack_limit_reached", "max_stacks (" + max + ") reached"),
+          });
+        }
+      }
+      e.app = txApp;
+      e.next();
+      if (!e.hasSuperuserAuth()) {
+        audit.append(txApp, {
+          actor: audit.actorOf(e),
+          action: "stack.create",
+          tenant: tenantId,
+          stack: e.record.id,
+          before: null,
+          after: audit.snapshotOf(e.record),
+        });
+      }
+    });
+  } finally {
+    e.app = original;
+  }
+}, "agent_stacks");
+
+onRecordUpdateRequest((e) => {
+  if (e.hasSuperuserAuth()) {
+    return e.next();
+  }
+  const audit = require(`${__hooks}/cfa/audit.js`);
+  const before = audit.snapshotOf(e.record.original());
+  const original = e.app;
+  try {
+    original.runInTransaction((txApp) => {
+      e.app = txApp;
+      e.next();
+      audit.append(txApp, {
+        actor: audit.actorOf(e),
+        action: "stack.update",
+        tenant: e.record.getString("tenant_id"),
+        stack: e.record.id,
+        before: before,
+        after: audit.snapshotOf(e.record),
+      });
+    });
+  } finally {
+    e.app = original;
+  }
+}, "agent_stacks");
+
+onRecordDeleteRequest((e) => {
+  if (e.hasSuperuserAuth()) {
+    return e.next();
+  }
+  const audit = require(`${__hooks}/cfa/audit.js`);
+  const before = audit.snapshotOf(e.record);
+  const original = e.app;
+  try {
+    original.runInTransaction((txApp) => {
+      e.app = txApp;
+      e.next();
+      audit.append(txApp, {
+        actor: audit.actorOf(e),
+        action: "stack.delete",
+        tenant: before ? before.tenant_id : "",
+        stack: e.record.id,
+        before: before,
+        after: null,
+      });
+    });
+  } finally {
+    e.app = original;
+  }
+}, "agent_stacks");
