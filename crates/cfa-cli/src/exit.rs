@@ -54,8 +54,9 @@ pub(crate) fn report(error: &anyhow::Error) -> std::process::ExitCode {
 }
 
 pub(crate) fn init_logging(global: &GlobalArgs) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CFA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if global.verbose { "debug" } else { "warn" }));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CFA_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if global.verbose { "debug" } else { "warn" })
+    });
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match global.log_format {
         LogFormat::Json => builder.json().init(),

@@ -6,6 +6,8 @@
 mod args;
 mod commands;
 mod exit;
+mod output;
+mod settings;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,3 @@
+//! End-to-end tests of the `cfa` binary: real process, real catalogue, exit codes and output.
+
+mod templates;
