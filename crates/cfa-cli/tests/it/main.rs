@@ -1,3 +1,4 @@
 //! End-to-end tests of the `cfa` binary: real process, real catalogue, exit codes and output.
 
 mod templates;
+mod tidy;
