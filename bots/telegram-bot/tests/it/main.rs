@@ -1,0 +1,9 @@
+//! Integration tests: the real `telegram-bot` binary against loopback stand-ins for the
+//! Telegram Bot API and the Router.
+
+mod conversation;
+mod failures;
+mod health;
+mod lifecycle;
+mod support;
+mod webhook;
