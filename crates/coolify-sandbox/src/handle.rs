@@ -1,0 +1,441 @@
+//! Starting the sandbox in-process, and the handle tests use to steer it (faults, settings,
+//! statistics, recorded exchanges) without HTTP.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::{SandboxConfig, SandboxToken};
+use crate::faults::Fault;
+use crate::state::{
+    BackupExecution, ContainerRecord, DestinationRecord, ProjectRecord, ServerRecord,
+    ServiceRecord, Timings, World, new_uuid, now_ms,
+};
+
+/// Why the sandbox could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot listen on {address}")]
+    Listen {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the state file {path}\nhint: delete it or fix its JSON")]
+    State {
+        path: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// One request and its answer, kept when `record_exchanges` is on (contract tests).
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub method: String,
+    /// The route template, e.g. `/api/v1/services/{uuid}`; `None` for unknown paths.
+    pub route: Option<String>,
+    pub path: String,
+    pub query: Option<String>,
+    pub request_content_type: Option<String>,
+    pub request_body: Vec<u8>,
+    pub status: u16,
+    pub response_content_type: Option<String>,
+    pub response_body: Vec<u8>,
+}
+
+/// Counters for tests and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxStats {
+    /// API requests that reached the throttle.
+    pub requests: u64,
+    /// 429s from the throttle (not from injected storms).
+    pub rate_limited: u64,
+    /// Throttle windows opened (a 60 s window starts at the first request after the last).
+    pub rate_windows_opened: u64,
+    /// Requests answered by an injected fault.
+    pub faulted: u64,
+}
+
+pub(crate) struct Settings {
+    pub api_enabled: bool,
+    pub allowed_ips: Option<Vec<IpAddr>>,
+    pub tokens: Vec<SandboxToken>,
+}
+
+pub(crate) struct ThrottleWindow {
+    pub started_ms: u64,
+    pub count: u32,
+}
+
+pub(crate) struct Shared {
+    pub world: Mutex<World>,
+    pub settings: Mutex<Settings>,
+    pub throttle: Mutex<HashMap<(bool, IpAddr), ThrottleWindow>>,
+    pub exchanges: Mutex<Vec<Exchange>>,
+    pub config: SandboxConfig,
+    pub timings: Timings,
+    pub requests: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub rate_windows_opened: AtomicU64,
+    pub faulted: AtomicU64,
+    pub dirty: AtomicBool,
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A handler that panicked mid-update leaves plain data behind; keep serving.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Entry point: `Sandbox::start(config).await`.
+#[derive(Debug)]
+pub struct Sandbox;
+
+impl Sandbox {
+    /// Binds, seeds (or loads) the world and serves until the handle shuts it down or drops.
+    pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError> {
+        let world = match &config.state_file {
+            Some(path) if path.exists() => {
+                let state_error = |source: Box<dyn std::error::Error + Send + Sync>| {
+                    SandboxError::State { path: path.display().to_string(), source }
+                };
+                let text =
+                    std::fs::read_to_string(path).map_err(|error| state_error(Box::new(error)))?;
+                serde_json::from_str(&text).map_err(|error| state_error(Box::new(error)))?
+            }
+            _ => seed_world(&config),
+        };
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| SandboxError::Listen { address: config.listen, source })?;
+        let address = listener
+            .local_addr()
+            .map_err(|source| SandboxError::Listen { address: config.listen, source })?;
+        let shared = Arc::new(Shared {
+            world: Mutex::new(world),
+            settings: Mutex::new(Settings {
+                api_enabled: config.api_enabled,
+                allowed_ips: config.allowed_ips.clone(),
+                tokens: config.tokens.clone(),
+            }),
+            throttle: Mutex::new(HashMap::new()),
+            exchanges: Mutex::new(Vec::new()),
+            timings: Timings {
+                deploy_ms: millis(config.deploy_delay),
+                healthcheck_ms: millis(config.healthcheck_delay),
+            },
+            config,
+            requests: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
+            rate_windows_opened: AtomicU64::new(0),
+            faulted: AtomicU64::new(0),
+            dirty: AtomicBool::new(false),
+        });
+        let router = crate::api::router(shared.clone());
+        let (shutdown_sender, shutdown_receiver) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            let _ = axum::serve(listener, service)
+                .with_graceful_shutdown(async {
+                    let _ = shutdown_receiver.await;
+                })
+                .await;
+        });
+        let saver = shared.config.state_file.clone().map(|path| {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    save_if_dirty(&shared, &path);
+                }
+            })
+        });
+        let token =
+            shared.config.tokens.first().map(|token| token.token.clone()).unwrap_or_default();
+        Ok(SandboxHandle { address, token, shared, server, saver, shutdown: Some(shutdown_sender) })
+    }
+}
+
+fn save_if_dirty(shared: &Shared, path: &std::path::Path) {
+    if shared.dirty.swap(false, Ordering::AcqRel) {
+        let text = serde_json::to_string(&*lock(&shared.world));
+        if let Ok(text) = text {
+            let temporary = path.with_extension("tmp");
+            if std::fs::write(&temporary, text).is_ok() {
+                let _ = std::fs::rename(&temporary, path);
+            }
+        }
+    }
+}
+
+fn seed_world(config: &SandboxConfig) -> World {
+    let mut world = World {
+        next_id: 0,
+        servers: Vec::new(),
+        destinations: Vec::new(),
+        projects: IndexMap::new(),
+        services: IndexMap::new(),
+        s3_storage_uuid: new_uuid(),
+        backup_executions: Vec::new(),
+        faults: Vec::new(),
+    };
+    let now = now_ms();
+    for server in &config.servers {
+        let id = world.next_id();
+        let uuid = new_uuid();
+        for network in &server.destinations {
+            let destination_id = world.next_id();
+            world.destinations.push(DestinationRecord {
+                id: destination_id,
+                uuid: new_uuid(),
+                name: network.clone(),
+                network: network.clone(),
+                server_uuid: uuid.clone(),
+                created_at: now,
+            });
+        }
+        world.servers.push(ServerRecord {
+            id,
+            uuid,
+            name: server.name.clone(),
+            ip: server.ip.clone(),
+            wildcard_domain: server.wildcard_domain.clone(),
+            created_at: now,
+        });
+    }
+    world
+}
+
+/// A running sandbox. Dropping it stops the server.
+#[derive(Debug)]
+pub struct SandboxHandle {
+    address: SocketAddr,
+    token: String,
+    shared: Arc<Shared>,
+    server: JoinHandle<()>,
+    saver: Option<JoinHandle<()>>,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+impl SandboxHandle {
+    /// `http://127.0.0.1:PORT` (the client appends `/api/v1`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The first configured token (root by default).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        lock(&self.shared.world).faults.push(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        lock(&self.shared.world).faults.clear();
+    }
+
+    pub fn faults(&self) -> Vec<Fault> {
+        lock(&self.shared.world).faults.clone()
+    }
+
+    pub fn set_api_enabled(&self, enabled: bool) {
+        lock(&self.shared.settings).api_enabled = enabled;
+    }
+
+    pub fn set_allowed_ips(&self, allowed: Option<Vec<IpAddr>>) {
+        lock(&self.shared.settings).allowed_ips = allowed;
+    }
+
+    pub fn add_token(&self, token: SandboxToken) {
+        lock(&self.shared.settings).tokens.push(token);
+    }
+
+    pub fn stats(&self) -> SandboxStats {
+        SandboxStats {
+            requests: self.shared.requests.load(Ordering::Relaxed),
+            rate_limited: self.shared.rate_limited.load(Ordering::Relaxed),
+            rate_windows_opened: self.shared.rate_windows_opened.load(Ordering::Relaxed),
+            faulted: self.shared.faulted.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Recorded exchanges (empty unless `record_exchanges`).
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        lock(&self.shared.exchanges).clone()
+    }
+
+    pub fn server_uuid(&self) -> String {
+        lock(&self.shared.world)
+            .servers
+            .first()
+            .map(|server| server.uuid.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn destination_uuids(&self) -> Vec<String> {
+        lock(&self.shared.world)
+            .destinations
+            .iter()
+            .map(|destination| destination.uuid.clone())
+            .collect()
+    }
+
+    /// The team's one usable S3 storage, for backup schedules with `save_s3`.
+    pub fn s3_storage_uuid(&self) -> String {
+        lock(&self.shared.world).s3_storage_uuid.clone()
+    }
+
+    pub fn backup_executions(&self) -> Vec<BackupExecution> {
+        let now = now_ms();
+        lock(&self.shared.world)
+            .backup_executions
+            .iter()
+            .map(|execution| {
+                let mut execution = execution.clone();
+                if execution.finished_at_ms > now {
+                    execution.outcome = "running".to_owned();
+                }
+                execution
+            })
+            .collect()
+    }
+
+    /// `stop`'s `docker_cleanup` as last sent for a service (to check suspend skips cleanup).
+    pub fn last_stop_docker_cleanup(&self, service_uuid: &str) -> Option<bool> {
+        lock(&self.shared.world)
+            .services
+            .get(service_uuid)
+            .and_then(|service| service.last_stop_docker_cleanup)
+    }
+
+    /// Adds `count` running single-container services in one project (benchmarks, load tests).
+    pub fn seed_services(&self, count: usize) {
+        let mut world = lock(&self.shared.world);
+        let now = now_ms();
+        let project_id = world.next_id();
+        let environment_id = world.next_id();
+        let project_uuid = new_uuid();
+        let (server_uuid, server_id) = world
+            .servers
+            .first()
+            .map(|server| (server.uuid.clone(), server.id))
+            .unwrap_or_default();
+        let destination_id =
+            world.destinations.first().map(|destination| destination.id).unwrap_or_default();
+        world.projects.insert(
+            project_uuid.clone(),
+            ProjectRecord {
+                id: project_id,
+                uuid: project_uuid.clone(),
+                name: "seeded".to_owned(),
+                description: None,
+                environments: vec![crate::state::EnvironmentRecord {
+                    id: environment_id,
+                    uuid: new_uuid(),
+                    name: "production".to_owned(),
+                    description: None,
+                    created_at: now,
+                }],
+                created_at: now,
+            },
+        );
+        for index in 0..count {
+            let id = world.next_id();
+            let container_id = world.next_id();
+            let uuid = new_uuid();
+            world.services.insert(
+                uuid.clone(),
+                ServiceRecord {
+                    id,
+                    uuid: uuid.clone(),
+                    name: format!("seeded-{index}"),
+                    description: None,
+                    project_uuid: project_uuid.clone(),
+                    environment_id,
+                    server_uuid: server_uuid.clone(),
+                    server_id,
+                    destination_id,
+                    raw: "services:\n  app:\n    image: nginx:1.27\n".to_owned(),
+                    rendered: format!(
+                        "services:\n  app:\n    image: nginx:1.27\n    container_name: app-{uuid}\n"
+                    ),
+                    containers: vec![ContainerRecord {
+                        id: container_id,
+                        uuid: new_uuid(),
+                        name: "app".to_owned(),
+                        image: "nginx:1.27".to_owned(),
+                        is_database: false,
+                        has_healthcheck: true,
+                        excluded: false,
+                        fqdn: None,
+                    }],
+                    envs: IndexMap::new(),
+                    storages: Vec::new(),
+                    started_at: Some(now.saturating_sub(3_600_000)),
+                    deleted_at: None,
+                    connect_to_docker_network: false,
+                    is_container_label_escape_enabled: true,
+                    last_stop_docker_cleanup: None,
+                    created_at: now,
+                    updated_at: now,
+                },
+            );
+        }
+        self.shared.dirty.store(true, Ordering::Release);
+    }
+
+    /// Stops serving and writes the state file one last time.
+    pub async fn shutdown(mut self) {
+        if let Some(sender) = self.shutdown.take() {
+            let _ = sender.send(());
+        }
+        if let Some(saver) = self.saver.take() {
+            saver.abort();
+        }
+        if let Some(path) = &self.shared.config.state_file {
+            save_if_dirty(&self.shared, path);
+        }
+        let server = std::mem::replace(&mut self.server, tokio::spawn(async {}));
+        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    }
+
+    /// Waits until the server stops (the binary's main loop).
+    pub async fn wait(mut self) {
+        let server = std::mem::replace(&mut self.server, tokio::spawn(async {}));
+        let _ = server.await;
+    }
+}
+
+impl Drop for SandboxHandle {
+    fn drop(&mut self) {
+        if let Some(sender) = self.shutdown.take() {
+            let _ = sender.send(());
+        }
+        if let Some(saver) = self.saver.take() {
+            saver.abort();
+        }
+    }
+}
