@@ -1,0 +1,93 @@
+//! The audit log: every tenant-side change is recorded by the hook, in the change's own
+//! transaction; entries cannot be read or altered by anyone but superusers.
+
+use cfa_core::lifecycle::StackStatus;
+use cfa_pocketbase::{AuditOutcome, AuditQuery, NewAuditEntry, PocketBaseErrorKind, StackPatch};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::common::{pending, world};
+
+#[tokio::test]
+async fn every_tenant_change_is_audited_with_before_and_after() {
+    let world = world(1).await;
+    let stack = world.a.stack_create(&pending(&world.tenant_a, "audited")).await.unwrap();
+    world
+        .a
+        .stack_update(
+            &stack.id,
+            &StackPatch { config: Some(json!({"chat_ids": [7]})), ..StackPatch::default() },
+        )
+        .await
+        .unwrap();
+    // Refused changes leave no entry: over quota (rolled back) and a forbidden status.
+    world.a.stack_create(&pending(&world.tenant_a, "over-quota")).await.unwrap_err();
+    world
+        .a
+        .stack_update(
+            &stack.id,
+            &StackPatch { status: Some(StackStatus::Running), ..StackPatch::default() },
+        )
+        .await
+        .unwrap_err();
+    world.a.stack_delete(&stack.id).await.unwrap();
+
+    let entries = world
+        .superuser
+        .audit_list(&AuditQuery { stack: Some(stack.id.clone()), ..AuditQuery::default() })
+        .await
+        .unwrap();
+    let actions: Vec<&str> = entries.iter().map(|entry| entry.action.as_str()).collect();
+    assert_eq!(actions, ["stack.delete", "stack.update", "stack.create"], "newest first");
+    let actor = format!("users:{}", world.user_a);
+    for entry in &entries {
+        assert_eq!(entry.actor, actor);
+        assert_eq!(entry.tenant.as_deref(), Some(world.tenant_a.id.as_str()));
+        assert_eq!(entry.outcome, AuditOutcome::Ok);
+    }
+    let (delete, update, create) = (&entries[0], &entries[1], &entries[2]);
+    assert_eq!(create.before, json!(null));
+    assert_eq!(create.after["stack_name"], "audited");
+    assert_eq!(update.before["config"], json!(null));
+    assert_eq!(update.after["config"], json!({"chat_ids": [7]}));
+    assert_eq!(delete.before["config"], json!({"chat_ids": [7]}));
+    assert_eq!(delete.after, json!(null));
+    let all = world.superuser.audit_list(&AuditQuery::default()).await.unwrap();
+    assert_eq!(all.len(), 3, "nothing else was audited: {all:?}");
+}
+
+#[tokio::test]
+async fn audit_entries_cannot_be_read_written_or_altered_by_tenants() {
+    let world = world(1).await;
+    let entry = world
+        .superuser
+        .audit_append(&NewAuditEntry {
+            actor: "cli:operator".into(),
+            action: "stack.provision".into(),
+            tenant: Some(world.tenant_a.id.clone()),
+            stack: None,
+            before: json!(null),
+            after: json!({"status": "pending"}),
+            outcome: AuditOutcome::Failed,
+            error: Some("coolify answered 422".into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(entry.outcome, AuditOutcome::Failed);
+
+    let error = world.a.audit_list(&AuditQuery::default()).await.unwrap_err();
+    assert_eq!(error.kind, PocketBaseErrorKind::Forbidden);
+    let path = format!("api/collections/audit_log/records/{}", entry.id);
+    let forged = json!({"actor": "cli:operator", "action": "stack.delete", "outcome": "ok"});
+    for (method, path, body) in [
+        (Method::POST, "api/collections/audit_log/records".to_owned(), Some(&forged)),
+        (Method::PATCH, path.clone(), Some(&forged)),
+        (Method::DELETE, path.clone(), None),
+        (Method::GET, path.clone(), None),
+    ] {
+        let error = world.a.call_raw(method.clone(), &path, body).await.unwrap_err();
+        assert_eq!(error.kind, PocketBaseErrorKind::Forbidden, "{method} {path}");
+    }
+    let entries = world.superuser.audit_list(&AuditQuery::default()).await.unwrap();
+    assert_eq!(entries, vec![entry]);
+}

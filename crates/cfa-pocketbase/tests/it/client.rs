@@ -1,0 +1,122 @@
+//! The client's own behaviour against the real server: paging, filters (escaped), expand,
+//! lookups, the realtime subscription, and refusing secrets in `config`.
+
+use std::time::Duration;
+
+use cfa_core::lifecycle::StackStatus;
+use cfa_pocketbase::{ListOptions, PocketBaseErrorKind, StackChange, StackFilter, StackPatch};
+use serde_json::json;
+
+use crate::common::{pending, world};
+
+#[tokio::test]
+async fn lists_page_filter_escape_and_expand() {
+    let world = world(10).await;
+    for index in 0..5 {
+        world
+            .superuser
+            .stack_create(&pending(&world.tenant_a, &format!("s{index}")))
+            .await
+            .unwrap();
+    }
+    let stacks = world
+        .superuser
+        .stack_list_all(&StackFilter::tenant(&world.tenant_a.id), false)
+        .await
+        .unwrap();
+    world
+        .superuser
+        .stack_update(
+            &stacks[0].id,
+            &StackPatch { status: Some(StackStatus::Running), ..StackPatch::default() },
+        )
+        .await
+        .unwrap();
+
+    let options = ListOptions {
+        page: 2,
+        per_page: 2,
+        sort: Some("stack_name".into()),
+        expand_tenant: true,
+        skip_total: false,
+    };
+    let page =
+        world.a.stack_list(&StackFilter::tenant(&world.tenant_a.id), &options).await.unwrap();
+    assert_eq!(page.total_items, Some(5));
+    assert_eq!(
+        page.items.iter().map(|stack| stack.stack_name.as_str()).collect::<Vec<_>>(),
+        ["s2", "s3"]
+    );
+    // The tenant user may view its tenant, so the expand is there.
+    assert_eq!(page.items[0].tenant.as_ref().map(|tenant| tenant.slug.as_str()), Some("tenant-a"));
+
+    let running = world
+        .a
+        .stack_list(
+            &StackFilter::tenant(&world.tenant_a.id).status(StackStatus::Running),
+            &ListOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(running.items.len(), 1);
+    // A value that tries to widen the filter is just a (non-matching) literal.
+    let injection =
+        StackFilter { stack_name: Some("x' || stack_name != '".into()), ..StackFilter::default() };
+    assert!(world.superuser.stack_list_all(&injection, false).await.unwrap().is_empty());
+
+    assert_eq!(world.superuser.tenant_by_slug("tenant-b").await.unwrap().id, world.tenant_b.id);
+    assert_eq!(
+        world.superuser.tenant_by_slug("nobody").await.unwrap_err().kind,
+        PocketBaseErrorKind::NotFound
+    );
+    let tenants = world.superuser.tenant_list(&ListOptions::default()).await.unwrap();
+    assert_eq!(tenants.total_items, Some(2));
+}
+
+#[tokio::test]
+async fn secret_looking_config_is_refused_before_sending() {
+    let world = world(2).await;
+    let mut stack = pending(&world.tenant_a, "leaky");
+    stack.config = json!({"telegram_bot_token": "123:abc"});
+    let error = world.a.stack_create(&stack).await.unwrap_err();
+    assert_eq!(
+        error.kind,
+        PocketBaseErrorKind::SecretInConfig { key: "telegram_bot_token".into() }
+    );
+    assert!(!error.to_string().contains("123:abc"), "{error}");
+    assert_eq!(world.stack_count(&world.tenant_a.id).await, 0);
+}
+
+#[tokio::test]
+async fn realtime_delivers_only_the_callers_stack_changes() {
+    let world = world(2).await;
+    let mut tenant_events = world.a.stack_subscribe().await.unwrap();
+    let mut operator_events = world.superuser.stack_subscribe().await.unwrap();
+    let b_stack = world.superuser.stack_create(&pending(&world.tenant_b, "b-bot")).await.unwrap();
+    let a_stack = world.superuser.stack_create(&pending(&world.tenant_a, "a-bot")).await.unwrap();
+    let updated = world
+        .superuser
+        .stack_update(
+            &a_stack.id,
+            &StackPatch { status: Some(StackStatus::Deploying), ..StackPatch::default() },
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(
+        next_change(&mut tenant_events).await,
+        StackChange::Created(a_stack.clone()),
+        "B's stack is not A's business"
+    );
+    assert_eq!(next_change(&mut tenant_events).await, StackChange::Updated(updated.clone()));
+    assert_eq!(next_change(&mut operator_events).await, StackChange::Created(b_stack));
+    assert_eq!(next_change(&mut operator_events).await, StackChange::Created(a_stack));
+    assert_eq!(next_change(&mut operator_events).await, StackChange::Updated(updated));
+}
+
+async fn next_change(subscription: &mut cfa_pocketbase::StackSubscription) -> StackChange {
+    tokio::time::timeout(Duration::from_secs(10), subscription.next())
+        .await
+        .expect("an event within 10 s")
+        .unwrap()
+}

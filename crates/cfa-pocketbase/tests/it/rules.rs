@@ -1,0 +1,219 @@
+//! The API rules, tried the way an attacker would: another tenant's stacks, and a tenant
+//! raising its own quota, moving a stack, or writing engine-owned fields.
+
+use cfa_core::lifecycle::StackStatus;
+use cfa_core::plan::PlanTier;
+use cfa_pocketbase::{
+    ListOptions, NewStack, PocketBaseErrorKind, StackFilter, StackPatch, TenantPatch,
+};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::common::{pending, world};
+
+#[tokio::test]
+async fn another_tenant_cannot_list_view_update_delete_or_create_under_a() {
+    let world = world(3).await;
+    let stack = world.a.stack_create(&pending(&world.tenant_a, "a-bot")).await.unwrap();
+
+    let listed =
+        world.b.stack_list(&StackFilter::default(), &ListOptions::default()).await.unwrap();
+    assert!(listed.items.is_empty(), "B listed {:?}", listed.items);
+    let listed = world
+        .b
+        .stack_list(&StackFilter::tenant(&world.tenant_a.id), &ListOptions::default())
+        .await
+        .unwrap();
+    assert!(listed.items.is_empty());
+
+    let view = world.b.stack_view(&stack.id, false).await.unwrap_err();
+    assert_eq!(view.kind, PocketBaseErrorKind::NotFound);
+    let update = world
+        .b
+        .stack_update(
+            &stack.id,
+            &StackPatch { status: Some(StackStatus::Stopped), ..StackPatch::default() },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(update.kind, PocketBaseErrorKind::NotFound);
+    let delete = world.b.stack_delete(&stack.id).await.unwrap_err();
+    assert_eq!(delete.kind, PocketBaseErrorKind::NotFound);
+    let create = world.b.stack_create(&pending(&world.tenant_a, "planted")).await.unwrap_err();
+    assert_eq!(create.kind, PocketBaseErrorKind::BadRequest);
+
+    assert_eq!(world.superuser.stack_view(&stack.id, false).await.unwrap(), stack);
+    assert_eq!(world.stack_count(&world.tenant_a.id).await, 1);
+    // B cannot see A's tenant either.
+    assert_eq!(
+        world.b.tenant_view(&world.tenant_a.id).await.unwrap_err().kind,
+        PocketBaseErrorKind::NotFound
+    );
+    assert_eq!(world.a.tenant_view(&world.tenant_a.id).await.unwrap().slug, "tenant-a");
+}
+
+#[tokio::test]
+async fn a_tenant_cannot_raise_its_quota_change_its_plan_or_give_its_tenant_away() {
+    let world = world(1).await;
+    let (user_c, _) = world.server.user("c@tenant.test").await.unwrap();
+    let attempts = [
+        TenantPatch { max_stacks: Some(100), ..TenantPatch::default() },
+        TenantPatch { plan_tier: Some(PlanTier::Sovereign), ..TenantPatch::default() },
+        TenantPatch { user_id: Some(user_c), ..TenantPatch::default() },
+        TenantPatch {
+            name: Some("renamed".into()),
+            max_stacks: Some(100),
+            ..TenantPatch::default()
+        },
+    ];
+    for attempt in &attempts {
+        let error = world.a.tenant_update(&world.tenant_a.id, attempt).await.unwrap_err();
+        assert_eq!(error.kind, PocketBaseErrorKind::NotFound, "{attempt:?}");
+    }
+    // Modifier keys (`max_stacks+`) are folded into the body and caught the same way.
+    let path = format!("api/collections/tenants/records/{}", world.tenant_a.id);
+    let error = world
+        .a
+        .call_raw(Method::PATCH, &path, Some(&json!({"max_stacks+": 10})))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, PocketBaseErrorKind::NotFound);
+    let error = world
+        .a
+        .call_raw(
+            Method::POST,
+            "api/collections/tenants/records",
+            Some(
+                &json!({"name": "mine", "slug": "mine", "user_id": world.user_a, "max_stacks": 50}),
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, PocketBaseErrorKind::Forbidden);
+
+    let tenant = world.superuser.tenant_view(&world.tenant_a.id).await.unwrap();
+    assert_eq!(
+        (tenant.max_stacks, tenant.plan_tier, tenant.user_id.as_str()),
+        (1, PlanTier::Starter, world.user_a.as_str())
+    );
+
+    // What an owner may do: rename its tenant.
+    let renamed = world
+        .a
+        .tenant_update(
+            &world.tenant_a.id,
+            &TenantPatch { name: Some("A GmbH".into()), ..TenantPatch::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.name, "A GmbH");
+}
+
+#[tokio::test]
+async fn a_tenant_cannot_move_a_stack_or_write_engine_owned_fields() {
+    let world = world(3).await;
+    let stack = world.a.stack_create(&pending(&world.tenant_a, "a-bot")).await.unwrap();
+    let attempts = [
+        (
+            "move to B",
+            StackPatch { tenant_id: Some(world.tenant_b.id.clone()), ..StackPatch::default() },
+        ),
+        (
+            "service uuid",
+            StackPatch {
+                coolify_service_uuid: Some("b-service-uuid".into()),
+                ..StackPatch::default()
+            },
+        ),
+        (
+            "project uuid",
+            StackPatch {
+                coolify_project_uuid: Some("b-project-uuid".into()),
+                ..StackPatch::default()
+            },
+        ),
+        (
+            "domain",
+            StackPatch { domain: Some("evil.cloudfreedom.de".into()), ..StackPatch::default() },
+        ),
+        ("running", StackPatch { status: Some(StackStatus::Running), ..StackPatch::default() }),
+        ("deploying", StackPatch { status: Some(StackStatus::Deploying), ..StackPatch::default() }),
+        (
+            "limits",
+            StackPatch {
+                resource_limits: Some(json!({"cpus": 12, "memory_mb": 31000})),
+                ..StackPatch::default()
+            },
+        ),
+        (
+            "error cleared",
+            StackPatch { error_message: Some("fine".into()), ..StackPatch::default() },
+        ),
+        ("renamed", StackPatch { stack_name: Some("other".into()), ..StackPatch::default() }),
+        ("template", StackPatch { template: Some("base-llm".into()), ..StackPatch::default() }),
+        (
+            "stopped while pending",
+            StackPatch { status: Some(StackStatus::Stopped), ..StackPatch::default() },
+        ),
+    ];
+    for (what, attempt) in &attempts {
+        let error = world.a.stack_update(&stack.id, attempt).await.unwrap_err();
+        assert_eq!(error.kind, PocketBaseErrorKind::NotFound, "{what}");
+    }
+    assert_eq!(
+        world.superuser.stack_view(&stack.id, false).await.unwrap(),
+        stack,
+        "nothing changed"
+    );
+
+    // Creating with engine-owned fields or another status is refused, and nothing is created.
+    let mut running = pending(&world.tenant_a, "runner");
+    running.status = StackStatus::Running;
+    let mut with_domain = pending(&world.tenant_a, "domained");
+    with_domain.domain = Some("evil.cloudfreedom.de".into());
+    let mut with_uuid: NewStack = pending(&world.tenant_a, "uuided");
+    with_uuid.coolify_service_uuid = Some("b-service-uuid".into());
+    let mut with_limits = pending(&world.tenant_a, "limited");
+    with_limits.resource_limits = Some(json!({"cpus": 12}));
+    for attempt in [running, with_domain, with_uuid, with_limits] {
+        let error = world.a.stack_create(&attempt).await.unwrap_err();
+        assert_eq!(error.kind, PocketBaseErrorKind::BadRequest, "{}", attempt.stack_name);
+    }
+    assert_eq!(world.stack_count(&world.tenant_a.id).await, 1);
+
+    // What a tenant may do: change its config, suspend a running stack, resume it.
+    let engine = StackPatch {
+        status: Some(StackStatus::Running),
+        domain: Some("a-bot-tenant-a.cloudfreedom.de".into()),
+        ..StackPatch::default()
+    };
+    world.superuser.stack_update(&stack.id, &engine).await.unwrap();
+    let config = world
+        .a
+        .stack_update(
+            &stack.id,
+            &StackPatch { config: Some(json!({"chat_ids": [42]})), ..StackPatch::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(config.config, json!({"chat_ids": [42]}));
+    let suspended = world
+        .a
+        .stack_update(
+            &stack.id,
+            &StackPatch { status: Some(StackStatus::Stopped), ..StackPatch::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(suspended.status, StackStatus::Stopped);
+    let resumed = world
+        .a
+        .stack_update(
+            &stack.id,
+            &StackPatch { status: Some(StackStatus::Pending), ..StackPatch::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(resumed.status, StackStatus::Pending);
+    assert_eq!(resumed.domain.as_deref(), Some("a-bot-tenant-a.cloudfreedom.de"));
+}
