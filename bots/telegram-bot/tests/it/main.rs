@@ -4,6 +4,7 @@
 mod conversation;
 mod failures;
 mod health;
+mod image;
 mod lifecycle;
 mod support;
 mod webhook;
