@@ -49,4 +49,7 @@ pub(crate) enum Command {
     Templates(crate::commands::templates::TemplatesCommand),
     /// The plan table in use.
     Plans,
+    /// PocketBase schema: install our migrations and hooks, check a live instance for drift.
+    #[command(subcommand)]
+    Pb(crate::commands::pb::PbCommand),
 }

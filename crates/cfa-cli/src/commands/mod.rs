@@ -1,5 +1,6 @@
 //! One module per command family; `run` dispatches.
 
+pub(crate) mod pb;
 pub(crate) mod plans;
 pub(crate) mod templates;
 
@@ -9,5 +10,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Templates(command) => templates::run(&cli.global, command),
         Command::Plans => plans::run(&cli.global),
+        Command::Pb(command) => pb::run(&cli.global, command),
     }
 }
