@@ -1,0 +1,87 @@
+-- Reference DDL for CloudFreedom's PocketBase schema (PocketBase 0.40.6, SQLite).
+--
+-- This is the seed's "Migration SQL", corrected to what PocketBase really creates from our
+-- migrations in pocketbase/pb_migrations (read back from a migrated data.db). It is
+-- DOCUMENTATION: never apply it by hand. PocketBase owns its tables; the schema, the API rules
+-- and the hooks come from `cfa pb install --pb-dir DIR` and a PocketBase restart, and
+-- `cfa pb check` compares a live instance with them.
+--
+-- Corrections to the seed, and why:
+-- * PocketBase columns have fixed defaults: every text/select/relation/date column is
+--   `TEXT DEFAULT '' NOT NULL`, every number `NUMERIC DEFAULT 0 NOT NULL`, json
+--   `JSON DEFAULT NULL`. "Not set" is '' (or 0), never NULL. The seed's `DEFAULT 1` and
+--   `DEFAULT 'starter'` cannot be expressed: pb_hooks/cfa_tenants.pb.js applies them on create
+--   and the migration backfills existing rows (the UPDATEs below).
+-- * No FOREIGN KEY and no CHECK constraints: relations and select values are validated by
+--   PocketBase, `ON DELETE CASCADE` is the relation field's cascadeDelete, and the `template`
+--   values follow the template catalogue (a generated migration from `cfa pb install`), so no
+--   template list is fixed here.
+-- * Ids are PocketBase's 15-character random ids.
+-- * `created_at`/`updated_at` are autodate fields (PocketBase's date format
+--   `YYYY-MM-DD HH:MM:SS.mmmZ`, UTC), set by PocketBase, not by SQL defaults.
+-- * `stack_name` is a DNS label of 1-40 characters (pattern `^[a-z0-9]+(-[a-z0-9]+)*$`), the
+--   tenant's `slug` one of 1-22: both become Coolify names and domain labels.
+-- * The seed's create rule (`... .count() < tenant_id.max_stacks`) is not valid PocketBase
+--   syntax, and any rule-level count races; the quota is enforced by
+--   pb_hooks/cfa_agent_stacks.pb.js in a transaction (see notes/pocketbase.md §3).
+-- * audit_log is new (append-only: no API rule lets anyone but superusers read or write it).
+
+-- tenants ------------------------------------------------------------------------------------
+-- On CloudFreedom's instance `tenants` exists: only the two columns are added, and existing
+-- rows get the defaults. Nothing else of the collection changes.
+ALTER TABLE `tenants` ADD COLUMN `max_stacks` NUMERIC DEFAULT 0 NOT NULL;
+ALTER TABLE `tenants` ADD COLUMN `plan_tier` TEXT DEFAULT '' NOT NULL;   -- starter | team | business | sovereign
+UPDATE `tenants` SET `max_stacks` = 1 WHERE `max_stacks` IS NULL OR `max_stacks` = 0;
+UPDATE `tenants` SET `plan_tier` = 'starter' WHERE `plan_tier` IS NULL OR `plan_tier` = '';
+
+-- On a fresh instance the migration creates it whole:
+-- CREATE TABLE `tenants` (
+--     `id`         TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL,
+--     `name`       TEXT DEFAULT '' NOT NULL,
+--     `slug`       TEXT DEFAULT '' NOT NULL,            -- DNS label, unique
+--     `user_id`    TEXT DEFAULT '' NOT NULL,            -- relation -> users.id (owner)
+--     `max_stacks` NUMERIC DEFAULT 0 NOT NULL,          -- hook default 1
+--     `plan_tier`  TEXT DEFAULT '' NOT NULL,            -- hook default 'starter'
+--     `created`    TEXT DEFAULT '' NOT NULL,            -- autodate
+--     `updated`    TEXT DEFAULT '' NOT NULL             -- autodate
+-- );
+-- CREATE UNIQUE INDEX `idx_tenants_slug` ON `tenants` (`slug`);
+-- CREATE INDEX `idx_tenants_user_id` ON `tenants` (`user_id`);
+
+-- agent_stacks -------------------------------------------------------------------------------
+CREATE TABLE `agent_stacks` (
+    `id`                   TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL,
+    `tenant_id`            TEXT DEFAULT '' NOT NULL,  -- relation -> tenants.id, required, cascade delete
+    `template`             TEXT DEFAULT '' NOT NULL,  -- select, values = the template catalogue
+    `stack_name`           TEXT DEFAULT '' NOT NULL,  -- required, DNS label, unique per tenant
+    `coolify_project_uuid` TEXT DEFAULT '' NOT NULL,  -- engine-owned
+    `coolify_service_uuid` TEXT DEFAULT '' NOT NULL,  -- engine-owned
+    `domain`               TEXT DEFAULT '' NOT NULL,  -- engine-owned
+    `status`               TEXT DEFAULT '' NOT NULL,  -- select pending | deploying | running | stopped | error
+    `created_at`           TEXT DEFAULT '' NOT NULL,  -- autodate (create)
+    `updated_at`           TEXT DEFAULT '' NOT NULL,  -- autodate (create and update)
+    `config`               JSON DEFAULT NULL,         -- non-secret template parameters only
+    `resource_limits`      JSON DEFAULT NULL,         -- engine-owned
+    `last_health_check`    TEXT DEFAULT '' NOT NULL,  -- date, engine-owned
+    `error_message`        TEXT DEFAULT '' NOT NULL   -- engine-owned
+);
+CREATE UNIQUE INDEX `idx_agent_stacks_tenant_stack` ON `agent_stacks` (`tenant_id`, `stack_name`);
+CREATE INDEX `idx_agent_stacks_tenant` ON `agent_stacks` (`tenant_id`);
+CREATE INDEX `idx_agent_stacks_status` ON `agent_stacks` (`status`);
+
+-- audit_log ----------------------------------------------------------------------------------
+CREATE TABLE `audit_log` (
+    `id`      TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL,
+    `time`    TEXT DEFAULT '' NOT NULL,   -- autodate (create)
+    `actor`   TEXT DEFAULT '' NOT NULL,   -- cli:<operator> | controller | users:<id> (hook)
+    `action`  TEXT DEFAULT '' NOT NULL,   -- stack.create | stack.update | stack.delete | stack.provision | ...
+    `tenant`  TEXT DEFAULT '' NOT NULL,   -- tenant id as text: an entry outlives its tenant
+    `stack`   TEXT DEFAULT '' NOT NULL,   -- stack id as text: an entry outlives its stack
+    `before`  JSON DEFAULT NULL,          -- redacted snapshot
+    `after`   JSON DEFAULT NULL,          -- redacted snapshot
+    `outcome` TEXT DEFAULT '' NOT NULL,   -- select ok | failed | refused
+    `error`   TEXT DEFAULT '' NOT NULL
+);
+CREATE INDEX `idx_audit_log_time` ON `audit_log` (`time`);
+CREATE INDEX `idx_audit_log_tenant` ON `audit_log` (`tenant`, `time`);
+CREATE INDEX `idx_audit_log_stack` ON `audit_log` (`stack`, `time`);
