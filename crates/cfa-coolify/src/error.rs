@@ -31,7 +31,7 @@ pub enum CoolifyErrorKind {
     /// 409: a domain already in use (with the conflicting resources), a duplicate env key or
     /// environment name.
     Conflict { message: String, conflicts: Vec<serde_json::Value> },
-    /// 422. `errors` is free-form: Coolify sends a map of arrays, a map of strings, a bare
+    /// A 422; `errors` is free-form: Coolify sends a map of arrays, a map of strings, a bare
     /// array, or nothing, depending on the endpoint.
     Validation { message: String, errors: serde_json::Value },
     /// 400/405: Coolify refused the request (e.g. "Service is already running.").

@@ -1,6 +1,11 @@
 //! The HTTP surface: `/api/health`, `/api/v1/...` with Coolify's middleware chain and handlers,
 //! and the `/_sandbox/...` control endpoints.
 
+#![expect(
+    clippy::result_large_err,
+    reason = "handlers return axum Responses as errors; they are built once per request and never stored"
+)]
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -340,13 +345,13 @@ async fn authenticate(
                 json!({ "success": true, "message": "API is disabled." }),
             );
         }
-        if let Some(allowed) = &settings.allowed_ips {
-            if !allowed.contains(&peer.ip()) {
-                return reply(
-                    StatusCode::FORBIDDEN,
-                    json!({ "success": true, "message": "You are not allowed to access the API." }),
-                );
-            }
+        if let Some(allowed) = &settings.allowed_ips
+            && !allowed.contains(&peer.ip())
+        {
+            return reply(
+                StatusCode::FORBIDDEN,
+                json!({ "success": true, "message": "You are not allowed to access the API." }),
+            );
         }
         let admin = matches!(token.role, TeamRole::Owner | TeamRole::Admin);
         let sensitive = admin
@@ -533,10 +538,8 @@ fn server_json(world: &World, index: usize, sensitive: bool) -> Value {
         "created_at": timestamp(server.created_at),
         "updated_at": timestamp(server.created_at),
     });
-    if sensitive {
-        if let Some(object) = settings.as_object_mut() {
-            object.insert("sentinel_token".into(), json!("sandbox-sentinel-token"));
-        }
+    if sensitive && let Some(object) = settings.as_object_mut() {
+        object.insert("sentinel_token".into(), json!("sandbox-sentinel-token"));
     }
     json!({
         "id": server.id,
@@ -579,10 +582,10 @@ async fn get_server(
         return Err(message(StatusCode::NOT_FOUND, "Server not found."));
     };
     let mut server = server_json(&world, index, caller.sensitive);
-    if query_bool(&query, "resources", false) {
-        if let Some(object) = server.as_object_mut() {
-            object.insert("resources".into(), resources_json(&shared, &world, &uuid));
-        }
+    if query_bool(&query, "resources", false)
+        && let Some(object) = server.as_object_mut()
+    {
+        object.insert("resources".into(), resources_json(&shared, &world, &uuid));
     }
     Ok(reply(StatusCode::OK, server))
 }
@@ -1081,12 +1084,11 @@ fn apply_urls(
                 continue;
             }
         }
-        if let Some(service) = world.services.get_mut(service_uuid) {
-            if let Some(container) =
+        if let Some(service) = world.services.get_mut(service_uuid)
+            && let Some(container) =
                 service.containers.iter_mut().find(|container| container.uuid == container_uuid)
-            {
-                container.fqdn = if list.is_empty() { None } else { Some(list.join(",")) };
-            }
+        {
+            container.fqdn = if list.is_empty() { None } else { Some(list.join(",")) };
         }
     }
     if !errors.is_empty() {
@@ -1395,12 +1397,12 @@ async fn create_service(
         },
     );
     apply_compose(&mut world, &uuid, parsed);
-    if let Some(urls) = urls {
-        if let Err(failure) = apply_urls(&mut world, &uuid, &urls, force) {
-            // Create rolls back (`$service->delete()`); PATCH does not.
-            world.services.shift_remove(&uuid);
-            return Err(url_failure_response(failure));
-        }
+    if let Some(urls) = urls
+        && let Err(failure) = apply_urls(&mut world, &uuid, &urls, force)
+    {
+        // Create rolls back (`$service->delete()`); PATCH does not.
+        world.services.shift_remove(&uuid);
+        return Err(url_failure_response(failure));
     }
     let Some(service) = world.services.get_mut(&uuid) else {
         return Err(message(StatusCode::INTERNAL_SERVER_ERROR, "Server Error"));
@@ -1472,10 +1474,8 @@ async fn update_service(
     }
     let service = find_service(&world, &uuid)?;
     let domains = domains_of(service);
-    if instant_deploy {
-        if let Some(service) = world.services.get_mut(&uuid) {
-            service.started_at = Some(now_ms());
-        }
+    if instant_deploy && let Some(service) = world.services.get_mut(&uuid) {
+        service.started_at = Some(now_ms());
     }
     Ok(reply(StatusCode::OK, json!({ "uuid": uuid, "domains": domains })))
 }
@@ -1738,10 +1738,10 @@ async fn list_storages(
                     "created_at": timestamp(storage.created_at),
                     "updated_at": timestamp(storage.created_at),
                 });
-                if caller.sensitive {
-                    if let Some(object) = file.as_object_mut() {
-                        object.insert("content".into(), json!(storage.content));
-                    }
+                if caller.sensitive
+                    && let Some(object) = file.as_object_mut()
+                {
+                    object.insert("content".into(), json!(storage.content));
                 }
                 files.push(file);
             }
@@ -2052,10 +2052,10 @@ async fn control_backup_executions(State(shared): State<AppState>) -> Response {
         .iter()
         .map(|execution| {
             let mut value = serde_json::to_value(execution).unwrap_or(Value::Null);
-            if execution.finished_at_ms > now {
-                if let Some(object) = value.as_object_mut() {
-                    object.insert("outcome".into(), json!("running"));
-                }
+            if execution.finished_at_ms > now
+                && let Some(object) = value.as_object_mut()
+            {
+                object.insert("outcome".into(), json!("running"));
             }
             value
         })

@@ -305,10 +305,9 @@ pub fn parse_compose(
             .get_mut("services")
             .and_then(|services| services.get_mut(name_value))
             .and_then(Value::as_mapping_mut)
+            && !raw_volumes.is_empty()
         {
-            if !raw_volumes.is_empty() {
-                raw_service.insert(Value::from("volumes"), Value::Sequence(raw_volumes));
-            }
+            raw_service.insert(Value::from("volumes"), Value::Sequence(raw_volumes));
         }
         if let Some(rendered_service) = rendered_document
             .get_mut("services")
@@ -426,7 +425,8 @@ fn render_service(
     volumes: Vec<Value>,
     container: &ParsedContainer,
 ) {
-    for key in ["exclude_from_hc"] {
+    {
+        let key = "exclude_from_hc";
         service.remove(key);
     }
     service.insert(Value::from("container_name"), Value::from(format!("{name}-{service_uuid}")));
@@ -721,10 +721,10 @@ fn validate_for_injection(document: &Value) -> Result<(), ComposeError> {
                     }
                 }
                 Value::Mapping(long) => {
-                    if let Some(source) = long.get("source").and_then(Value::as_str) {
-                        if !is_allowed_variable_source(source) {
-                            shell_safe(source, "volume source").map_err(array_volume_error)?;
-                        }
+                    if let Some(source) = long.get("source").and_then(Value::as_str)
+                        && !is_allowed_variable_source(source)
+                    {
+                        shell_safe(source, "volume source").map_err(array_volume_error)?;
                     }
                     if let Some(target) = long.get("target").and_then(Value::as_str) {
                         shell_safe(target, "volume target").map_err(array_volume_error)?;

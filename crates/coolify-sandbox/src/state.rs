@@ -519,12 +519,13 @@ pub(crate) fn env_json(service: &ServiceRecord, env: &EnvRecord, sensitive: bool
         "created_at": timestamp(env.created_at),
         "updated_at": timestamp(env.updated_at),
     });
-    if sensitive && !env.is_shown_once {
-        if let Some(object) = value.as_object_mut() {
-            let text = env.value.clone().unwrap_or_default();
-            object.insert("value".into(), json!(text));
-            object.insert("real_value".into(), json!(text));
-        }
+    if sensitive
+        && !env.is_shown_once
+        && let Some(object) = value.as_object_mut()
+    {
+        let text = env.value.clone().unwrap_or_default();
+        object.insert("value".into(), json!(text));
+        object.insert("real_value".into(), json!(text));
     }
     value
 }
