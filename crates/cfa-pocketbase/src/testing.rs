@@ -224,6 +224,44 @@ impl TestPocketBase {
         self.restart().await
     }
 
+    /// Stops the server and reverts the last `count` migrations (`pocketbase migrate down`,
+    /// answering its confirmation); start it again with [`TestPocketBase::restart`].
+    pub fn migrate_down(&mut self, count: usize) -> Result<String, TestPocketBaseError> {
+        use std::io::Write as _;
+        self.stop();
+        let mut child = self
+            .command()
+            .args(["migrate", "down", &count.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| TestPocketBaseError::Io {
+                what: "cannot run `pocketbase migrate down`".into(),
+                source,
+            })?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(b"y\n");
+        }
+        let output = child.wait_with_output().map_err(|source| TestPocketBaseError::Io {
+            what: "`pocketbase migrate down` did not finish".into(),
+            source,
+        })?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if output.status.success() {
+            Ok(text)
+        } else {
+            Err(TestPocketBaseError::Io {
+                what: format!("`pocketbase migrate down {count}` failed: {text}"),
+                source: std::io::Error::other("exit status"),
+            })
+        }
+    }
+
     pub fn url(&self) -> &str {
         &self.url
     }

@@ -17,13 +17,12 @@ async fn records(client: &cfa_pocketbase::PocketBaseClient, name: &str) -> Vec<V
     answer["items"].as_array().unwrap().clone()
 }
 
-#[tokio::test]
-async fn extending_a_preexisting_tenants_keeps_every_field_and_value() {
-    let mut server = TestPocketBase::start_bare().await.unwrap_or_else(|error| panic!("{error}"));
+/// A PocketBase whose `tenants` predates us: more fields than ours, an owner rule that lets a
+/// tenant edit its record, and two records. Answers the server and the owner's user id.
+async fn legacy_server() -> (TestPocketBase, String) {
+    let server = TestPocketBase::start_bare().await.unwrap_or_else(|error| panic!("{error}"));
     let superuser = server.superuser().await.unwrap();
     let users = collection(&superuser, "users").await;
-    // CloudFreedom's tenants as they might be today: more fields than ours, an owner rule
-    // that lets a tenant edit its record, and records.
     let legacy = json!({
         "name": "tenants", "type": "base",
         "listRule": "user_id = @request.auth.id", "viewRule": "user_id = @request.auth.id",
@@ -39,7 +38,7 @@ async fn extending_a_preexisting_tenants_keeps_every_field_and_value() {
         ]
     });
     superuser.call_raw(Method::POST, "api/collections", Some(&legacy)).await.unwrap();
-    let (owner, owner_client) = server.user("legacy@tenant.test").await.unwrap();
+    let (owner, _) = server.user("legacy@tenant.test").await.unwrap();
     for (index, seats) in [(1, 3), (2, 40)] {
         let body = json!({"name": format!("Legacy {index}"), "slug": format!("legacy-{index}"), "user_id": owner,
             "router_url": format!("https://router{index}.example.com"), "seats": seats, "active": index == 1,
@@ -49,9 +48,15 @@ async fn extending_a_preexisting_tenants_keeps_every_field_and_value() {
             .await
             .unwrap();
     }
+    (server, owner)
+}
+
+#[tokio::test]
+async fn extending_a_preexisting_tenants_keeps_every_field_and_value() {
+    let (mut server, owner) = legacy_server().await;
+    let superuser = server.superuser().await.unwrap();
     let before_records = records(&superuser, "tenants").await;
     let before_fields = collection(&superuser, "tenants").await["fields"].clone();
-    drop(owner_client);
 
     server.install_and_restart(&repository_template_names()).await.unwrap();
     let superuser = server.superuser().await.unwrap();
@@ -87,17 +92,15 @@ async fn extending_a_preexisting_tenants_keeps_every_field_and_value() {
         assert_eq!(after["plan_tier"], json!("starter"), "backfilled default");
     }
     // The legacy owner rule got our guard: the owner may still rename, not raise its quota.
-    let (_, owner_client) = (
-        owner.clone(),
-        cfa_pocketbase::PocketBaseClient::connect(
-            server.url(),
-            "users",
-            "legacy@tenant.test",
-            cfa_pocketbase::Password::new(cfa_pocketbase::testing::USER_PASSWORD),
-        )
-        .await
-        .unwrap(),
-    );
+    let owner_client = cfa_pocketbase::PocketBaseClient::connect(
+        server.url(),
+        "users",
+        "legacy@tenant.test",
+        cfa_pocketbase::Password::new(cfa_pocketbase::testing::USER_PASSWORD),
+    )
+    .await
+    .unwrap();
+    assert_eq!(owner_client.auth_record_id().await.unwrap(), owner);
     let path =
         format!("api/collections/tenants/records/{}", before_records[0]["id"].as_str().unwrap());
     let raise = owner_client
@@ -149,6 +152,17 @@ async fn a_fresh_instance_has_no_drift_and_a_changed_rule_is_reported() {
     assert_eq!(names, ["base-llm", "openclaw-agent", "telegram-bot"]);
     let drift = schema::check(&superuser, &names).await.unwrap();
     assert!(drift.is_empty(), "{drift:#?}");
+
+    // docs/schema.sql names every column the migrations create.
+    let reference =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/schema.sql"))
+            .unwrap();
+    for name in ["tenants", "agent_stacks", "audit_log"] {
+        for field in collection(&superuser, name).await["fields"].as_array().unwrap() {
+            let column = format!("`{}`", field["name"].as_str().unwrap());
+            assert!(reference.contains(&column), "docs/schema.sql lacks {name}.{column}");
+        }
+    }
 
     // The seed's update rule (ownership only): the hole that lets a tenant move a stack.
     let loose =
@@ -205,4 +219,48 @@ async fn template_values_follow_the_catalogue() {
         )
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn migrating_down_gives_back_the_preexisting_tenants_with_its_records() {
+    let (mut server, _) = legacy_server().await;
+    let superuser = server.superuser().await.unwrap();
+    let before_collection = collection(&superuser, "tenants").await;
+    let before_records = records(&superuser, "tenants").await;
+    server.install_and_restart(&repository_template_names()).await.unwrap();
+
+    // Our three migrations and the generated template-values one.
+    let reverted = server.migrate_down(MIGRATIONS.len() + 1).unwrap();
+    // Uninstall, or `serve` applies them again on start.
+    for entry in std::fs::read_dir(server.pb_dir().join("pb_migrations")).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    std::fs::remove_dir_all(server.pb_dir().join("pb_hooks")).unwrap();
+    server.restart().await.unwrap();
+    let superuser = server.superuser().await.unwrap();
+    let after_collection = collection(&superuser, "tenants").await;
+    for key in
+        ["fields", "listRule", "viewRule", "createRule", "updateRule", "deleteRule", "indexes"]
+    {
+        assert_eq!(
+            after_collection[key], before_collection[key],
+            "tenants.{key} after:\n{reverted}"
+        );
+    }
+    let after_records = records(&superuser, "tenants").await;
+    assert_eq!(after_records.len(), before_records.len());
+    for (before, after) in before_records.iter().zip(&after_records) {
+        for (key, value) in before.as_object().unwrap() {
+            if key != "updated" {
+                assert_eq!(&after[key], value, "{key}");
+            }
+        }
+    }
+    for gone in ["agent_stacks", "audit_log"] {
+        let error = superuser
+            .call_raw(Method::GET, &format!("api/collections/{gone}"), None)
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind, PocketBaseErrorKind::NotFound, "{gone}");
+    }
 }
