@@ -46,6 +46,7 @@ pub struct TestPocketBase {
     binary: PathBuf,
     directory: tempfile::TempDir,
     child: Option<Child>,
+    port: u16,
     url: String,
 }
 
@@ -113,7 +114,13 @@ impl TestPocketBase {
                 TestPocketBaseError::Io { what: format!("cannot make {sub}"), source }
             })?;
         }
-        let server = TestPocketBase { binary, directory, child: None, url: String::new() };
+        let server = TestPocketBase {
+            binary,
+            directory,
+            child: None,
+            port: free_port()?,
+            url: String::new(),
+        };
         let output = server
             .command()
             .args(["superuser", "upsert", SUPERUSER_EMAIL, SUPERUSER_PASSWORD])
@@ -150,7 +157,7 @@ impl TestPocketBase {
     }
 
     async fn launch(&mut self) -> Result<(), TestPocketBaseError> {
-        let port = free_port()?;
+        let port = self.port;
         let log_path = self.directory.path().join("pocketbase.log");
         let log = std::fs::File::create(&log_path).map_err(|source| TestPocketBaseError::Io {
             what: "cannot create the log file".into(),
@@ -208,7 +215,7 @@ impl TestPocketBase {
         }
     }
 
-    /// Restarts the server on a new port with the same data; pending migrations apply.
+    /// Restarts the server on the same port with the same data; pending migrations apply.
     pub async fn restart(&mut self) -> Result<(), TestPocketBaseError> {
         self.stop();
         self.launch().await

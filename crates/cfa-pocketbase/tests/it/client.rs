@@ -114,6 +114,35 @@ async fn realtime_delivers_only_the_callers_stack_changes() {
     assert_eq!(next_change(&mut operator_events).await, StackChange::Updated(updated));
 }
 
+#[tokio::test]
+async fn a_subscription_reconnects_after_a_restart_and_says_so() {
+    let mut world = world(2).await;
+    let mut events = world.superuser.stack_subscribe().await.unwrap();
+    world.server.restart().await.unwrap();
+    // The old stream ended; the next call re-opens it (retrying while the port comes back).
+    let mut reconnected = false;
+    for _ in 0..50 {
+        match tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("an answer within 10 s")
+        {
+            Ok(StackChange::Reconnected) => {
+                reconnected = true;
+                break;
+            }
+            Ok(other) => panic!("expected Reconnected, got {other:?}"),
+            Err(error) => {
+                assert_eq!(error.kind, PocketBaseErrorKind::Transport, "{error}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert!(reconnected);
+    let stack =
+        world.superuser.stack_create(&pending(&world.tenant_a, "after-restart")).await.unwrap();
+    assert_eq!(next_change(&mut events).await, StackChange::Created(stack));
+}
+
 async fn next_change(subscription: &mut cfa_pocketbase::StackSubscription) -> StackChange {
     tokio::time::timeout(Duration::from_secs(10), subscription.next())
         .await
