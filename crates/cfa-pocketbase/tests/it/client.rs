@@ -149,3 +149,43 @@ async fn next_change(subscription: &mut cfa_pocketbase::StackSubscription) -> St
         .expect("an event within 10 s")
         .unwrap()
 }
+
+#[tokio::test]
+async fn a_token_near_expiry_is_refreshed_without_logging_in_again() {
+    let world = world(1).await;
+    // Superuser tokens now live 60 s, inside the client's refresh margin: every call refreshes.
+    let short = json!({"authToken": {"duration": 60}});
+    world
+        .superuser
+        .call_raw(reqwest::Method::PATCH, "api/collections/_superusers", Some(&short))
+        .await
+        .unwrap();
+    let client = world.server.superuser().await.unwrap();
+    for _ in 0..3 {
+        let tenants = client.tenant_list(&ListOptions::default()).await.unwrap();
+        assert_eq!(tenants.total_items, Some(2));
+    }
+    // PocketBase's request log shows refreshes, not new password logins (it is written in
+    // batches, so wait for it).
+    let count = |url: &'static str| {
+        let superuser = world.superuser.clone();
+        async move {
+            let path = format!("api/logs?perPage=1&filter=(data.url~'{url}')");
+            let answer =
+                superuser.call_raw(reqwest::Method::GET, &path, None).await.unwrap().unwrap();
+            answer["totalItems"].as_i64().unwrap()
+        }
+    };
+    let mut refreshes = 0;
+    for _ in 0..100 {
+        refreshes = count("auth-refresh").await;
+        if refreshes >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refreshes >= 3, "{refreshes} refreshes logged");
+    // One login per client made: the world's superuser, a superuser and a login for each of
+    // users a and b, and this client; a failed refresh would have added a login per call.
+    assert_eq!(count("auth-with-password").await, 6);
+}
