@@ -183,9 +183,10 @@ impl Bot {
         };
         match classify(text, self.bot_username.get().map(String::as_str)) {
             Incoming::Start => self.send_and_log(chat_id, START_TEXT).await,
-            Incoming::Help | Incoming::UnknownCommand => {
-                self.send_and_log(chat_id, HELP_TEXT).await
-            }
+            Incoming::Help => self.send_and_log(chat_id, HELP_TEXT).await,
+            // In a group, an unknown command is most likely another bot's.
+            Incoming::UnknownCommand if chat_id > 0 => self.send_and_log(chat_id, HELP_TEXT).await,
+            Incoming::UnknownCommand | Incoming::ForAnotherBot => {}
             Incoming::Reset => {
                 let history = self.chat_history(chat_id);
                 history.lock().await.clear();

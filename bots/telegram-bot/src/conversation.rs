@@ -74,6 +74,8 @@ pub enum Incoming<'text> {
     Reset,
     /// Another `/command`: answered with the help text rather than sent to the model.
     UnknownCommand,
+    /// `/command@OtherBot`: meant for another bot in the same group; ignored.
+    ForAnotherBot,
     Chat(&'text str),
 }
 
@@ -91,8 +93,7 @@ pub fn classify<'text>(text: &'text str, bot_username: Option<&str>) -> Incoming
     if let Some(addressee) = addressee {
         let for_us = bot_username.is_some_and(|username| username.eq_ignore_ascii_case(addressee));
         if !for_us {
-            // A command for another bot in the same group: not ours to answer.
-            return Incoming::Chat(trimmed);
+            return Incoming::ForAnotherBot;
         }
     }
     match command {
@@ -186,7 +187,7 @@ mod tests {
             ("  /reset  ", Incoming::Reset),
             ("/reset@OurBot", Incoming::Reset),
             ("/reset@ourbot now", Incoming::Reset),
-            ("/reset@OtherBot", Incoming::Chat("/reset@OtherBot")),
+            ("/reset@OtherBot", Incoming::ForAnotherBot),
             ("/weather", Incoming::UnknownCommand),
             ("hello /start", Incoming::Chat("hello /start")),
             (" hi ", Incoming::Chat("hi")),

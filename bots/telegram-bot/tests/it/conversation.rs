@@ -76,6 +76,12 @@ async fn start_and_help_answer_without_the_router() {
     harness.telegram.push_text(5, "/unknown");
     harness.telegram.wait_for_sent(3, WAIT).await;
     assert_eq!(harness.sent_to(5), [START_TEXT, HELP_TEXT, HELP_TEXT]);
+    // In a group, commands for other bots (or unknown ones) are left alone.
+    harness.telegram.push_text(-5, "/weather@OtherBot");
+    harness.telegram.push_text(-5, "/weather");
+    harness.telegram.push_text(-5, "/help");
+    harness.telegram.wait_for_sent(4, WAIT).await;
+    assert_eq!(harness.sent_to(-5), [HELP_TEXT]);
     assert!(harness.router.completions().is_empty());
 }
 
