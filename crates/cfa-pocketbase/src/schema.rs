@@ -298,6 +298,16 @@ pub async fn check(
                 ],
                 false,
             );
+            for rule in ["listRule", "viewRule"] {
+                if tenants.get(rule).and_then(Value::as_str) == Some("") {
+                    drift.push(Drift {
+                        collection: "tenants".into(),
+                        subject: rule.into(),
+                        expected: "a rule limiting it to the tenant's owner, or null".into(),
+                        actual: "\"\" (anyone, even anonymous, reads every tenant)".into(),
+                    });
+                }
+            }
             for (rule, guard) in
                 [("updateRule", TENANT_UPDATE_GUARD), ("createRule", TENANT_CREATE_GUARD)]
             {

@@ -168,12 +168,12 @@ async fn a_fresh_instance_has_no_drift_and_a_changed_rule_is_reported() {
     let loose =
         json!({"updateRule": "@request.auth.id != '' && tenant_id.user_id = @request.auth.id"});
     superuser.call_raw(Method::PATCH, "api/collections/agent_stacks", Some(&loose)).await.unwrap();
+    let public = json!({"listRule": ""});
+    superuser.call_raw(Method::PATCH, "api/collections/tenants", Some(&public)).await.unwrap();
     let drift = schema::check(&superuser, &names).await.unwrap();
-    assert_eq!(drift.len(), 1, "{drift:#?}");
-    assert_eq!(
-        (drift[0].collection.as_str(), drift[0].subject.as_str()),
-        ("agent_stacks", "updateRule")
-    );
+    let subjects: Vec<(&str, &str)> =
+        drift.iter().map(|item| (item.collection.as_str(), item.subject.as_str())).collect();
+    assert_eq!(subjects, [("tenants", "listRule"), ("agent_stacks", "updateRule")], "{drift:#?}");
 }
 
 #[tokio::test]
