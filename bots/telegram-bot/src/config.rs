@@ -304,6 +304,13 @@ impl Settings {
                         hint: "Telegram only posts to https URLs on port 443, 80, 88 or 8443",
                     },
                 )?;
+                if matches!(url.path(), "/healthz" | "/readyz") {
+                    return Err(ConfigError::Malformed {
+                        variable: "WEBHOOK_URL",
+                        problem: format!("its path {} is a health endpoint", url.path()),
+                        hint: "use a path of its own, e.g. https://bot.example/telegram/webhook",
+                    });
+                }
                 let secret_is_valid = (1..=256).contains(&secret.len())
                     && secret
                         .bytes()
@@ -464,6 +471,11 @@ mod tests {
             &[("WEBHOOK_URL", "http://bot.example/hook"), ("WEBHOOK_SECRET", "abc")],
             "WEBHOOK_URL",
             "https",
+        );
+        check_error(
+            &[("WEBHOOK_URL", "https://bot.example/healthz"), ("WEBHOOK_SECRET", "abc")],
+            "WEBHOOK_URL",
+            "health endpoint",
         );
         check_error(
             &[("WEBHOOK_URL", "https://bot.example/hook"), ("WEBHOOK_SECRET", "a b")],
