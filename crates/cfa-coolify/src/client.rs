@@ -168,9 +168,7 @@ impl CoolifyClient {
                         // The throttle answers before any handler runs: always safe to repeat.
                         CoolifyErrorKind::RateLimited { .. } => true,
                         CoolifyErrorKind::Server { .. } => call.idempotent,
-                        CoolifyErrorKind::Transport { .. } => {
-                            call.idempotent || error.status.is_none() && is_connect_failure(&error)
-                        }
+                        CoolifyErrorKind::Transport { .. } => call.idempotent || error.never_sent,
                         _ => false,
                     };
                     if !retryable || attempt >= config.max_retries {
@@ -231,8 +229,8 @@ impl CoolifyClient {
             if let Some(status) = status {
                 failure = failure.with_status(status, None);
             }
-            // Remember whether the request never left, so even non-idempotent calls may retry.
-            failure.body = connect.then(|| json!({ "connect_failure": true }));
+            // A refused connection means the request never left: even a POST may be repeated.
+            failure.never_sent = connect && status.is_none();
             Failure { error: failure.with_source(error), retry_after: None }
         };
         let response = request.send().await.map_err(|error| transport(error, None))?;
@@ -739,10 +737,6 @@ impl CoolifyClient {
 struct Failure {
     error: CoolifyError,
     retry_after: Option<Duration>,
-}
-
-fn is_connect_failure(error: &CoolifyError) -> bool {
-    error.body.as_ref().and_then(|body| body.get("connect_failure")).is_some()
 }
 
 fn feature_operation(feature: Feature) -> &'static str {

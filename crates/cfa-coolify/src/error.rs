@@ -17,6 +17,8 @@ pub struct CoolifyError {
     pub body: Option<serde_json::Value>,
     pub kind: CoolifyErrorKind,
     source: Option<Box<dyn StdError + Send + Sync>>,
+    /// The request never left this host (connection refused): safe to repeat any call.
+    pub(crate) never_sent: bool,
 }
 
 /// Why a call failed.
@@ -63,7 +65,15 @@ pub enum ForbiddenReason {
 
 impl CoolifyError {
     pub(crate) fn new(operation: &'static str, url: &str, kind: CoolifyErrorKind) -> Self {
-        Self { operation, url: redact_url(url), status: None, body: None, kind, source: None }
+        Self {
+            operation,
+            url: redact_url(url),
+            status: None,
+            body: None,
+            kind,
+            source: None,
+            never_sent: false,
+        }
     }
 
     pub(crate) fn with_status(mut self, status: u16, body: Option<serde_json::Value>) -> Self {

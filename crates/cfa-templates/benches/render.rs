@@ -17,7 +17,10 @@ fn parameters(template: &str) -> BTreeMap<String, String> {
     ]);
     match template {
         "telegram-bot" => {
-            parameters.insert("telegram_bot_token".into(), "123456789:AAEhBP0av28x-bench-token-value".into());
+            parameters.insert(
+                "telegram_bot_token".into(),
+                "123456789:AAEhBP0av28x-bench-token-value".into(),
+            );
         }
         "base-llm" => {
             parameters.insert("admin_email".into(), "admin@acme.example".into());
@@ -33,9 +36,11 @@ fn bench_render(criterion: &mut Criterion) {
     let tenant = TenantSlug::parse("acme").unwrap();
     let stack = StackName::parse("bench").unwrap();
     let base_domain = BaseDomain::parse("cloudfreedom.de").unwrap();
-    for (template, plan) in
-        [("telegram-bot", PlanTier::Starter), ("openclaw-agent", PlanTier::Business), ("base-llm", PlanTier::Sovereign)]
-    {
+    for (template, plan) in [
+        ("telegram-bot", PlanTier::Starter),
+        ("openclaw-agent", PlanTier::Business),
+        ("base-llm", PlanTier::Sovereign),
+    ] {
         let parameters = parameters(template);
         let template_ref = catalogue.get(template).unwrap();
         criterion.bench_function(&format!("render/{template}"), |bencher| {
