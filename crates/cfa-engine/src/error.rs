@@ -1,0 +1,195 @@
+//! The engine's one error type: what failed, for which tenant and stack, and what to do.
+//!
+//! The CLI maps [`EngineError::class`] to exit codes: usage (2), refused (3), failure (1).
+
+use std::time::Duration;
+
+use cfa_coolify::CoolifyError;
+use cfa_core::AdmissionError;
+use cfa_pocketbase::PocketBaseError;
+
+use crate::steps::Step;
+
+/// How a caller (the CLI) should treat an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The request itself is wrong: unknown tenant or template, a bad name or parameter.
+    Usage,
+    /// A rule said no (quota, plan, capacity, lifecycle); nothing changed.
+    Refused,
+    /// Something failed on the way; the stack's record says where, a rerun resumes.
+    Failure,
+}
+
+/// Why a provision was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// Admission (plan, template, quota, capacity) said no.
+    #[error(transparent)]
+    Admission(AdmissionError),
+    /// PocketBase's quota hook refused the record (a concurrent create took the last slot).
+    #[error(
+        "tenant `{tenant}` has no stack left in its quota (PocketBase refused the record)\nhint: delete a stack, or raise the tenant's max_stacks"
+    )]
+    QuotaHook { tenant: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("tenant `{tenant}` does not exist\nhint: `cfa tenant list` shows the tenants")]
+    UnknownTenant { tenant: String },
+    #[error("template `{template}` does not exist\nhint: one of {known}")]
+    UnknownTemplate { template: String, known: String },
+    #[error(
+        "stack `{tenant}/{stack}` does not exist\nhint: `cfa list --tenant {tenant}` shows its stacks"
+    )]
+    UnknownStack { tenant: String, stack: String },
+    /// A bad name or parameter: the message is the validator's (with its own hint).
+    #[error("invalid request for `{tenant}/{stack}`: {message}")]
+    InvalidInput { tenant: String, stack: String, message: String },
+    #[error("provisioning `{tenant}/{stack}` was refused: {refusal}")]
+    Refused {
+        tenant: String,
+        stack: String,
+        #[source]
+        refusal: Refusal,
+    },
+    #[error("stack `{tenant}/{stack}` is {status} and cannot be {action}\nhint: {hint}")]
+    InvalidState {
+        tenant: String,
+        stack: String,
+        status: String,
+        action: &'static str,
+        hint: String,
+    },
+    #[error("the template `{template}` renders a stack that breaks the guardrails: {message}")]
+    Template { template: String, message: String },
+    #[error(
+        "Coolify failed at `{step}` for `{tenant}/{stack}`: {detail}\nhint: {hint}; rerun the same command to resume"
+    )]
+    Coolify {
+        tenant: String,
+        stack: String,
+        step: Step,
+        detail: String,
+        hint: String,
+        #[source]
+        source: Box<CoolifyError>,
+    },
+    #[error(
+        "PocketBase failed at `{step}` for `{tenant}/{stack}`: {detail}\nhint: {hint}; rerun the same command to resume"
+    )]
+    PocketBase {
+        tenant: String,
+        stack: String,
+        step: Step,
+        detail: String,
+        hint: String,
+        #[source]
+        source: Box<PocketBaseError>,
+    },
+    #[error(
+        "stack `{tenant}/{stack}` did not become ready within {}: last Coolify status `{last_status}`, {last_probe}\nhint: check `cfa logs {tenant} {stack}`; rerun `cfa provision` to keep waiting or `cfa delete` to give up",
+        humanize(*waited)
+    )]
+    NotReady {
+        tenant: String,
+        stack: String,
+        waited: Duration,
+        last_status: String,
+        last_probe: String,
+    },
+    #[error(
+        "stack `{tenant}/{stack}` failed to start: {reason}\nhint: check `cfa logs {tenant} {stack}` and the template's parameters, then rerun `cfa provision`"
+    )]
+    DeployFailed { tenant: String, stack: String, reason: String },
+    #[error(
+        "Coolify did not finish `{step}` for `{tenant}/{stack}` within {}\nhint: check Coolify's queue, then rerun the command",
+        humanize(*waited)
+    )]
+    Timeout { tenant: String, stack: String, step: Step, waited: Duration },
+    /// A test's failpoint stopped the engine after `step`, as a crash would.
+    #[error("failpoint: stopped after `{step}` for `{tenant}/{stack}`")]
+    Injected { tenant: String, stack: String, step: Step },
+}
+
+fn humanize(duration: Duration) -> String {
+    format!("{:.1}s", duration.as_secs_f64())
+}
+
+impl EngineError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            EngineError::UnknownTenant { .. }
+            | EngineError::UnknownTemplate { .. }
+            | EngineError::UnknownStack { .. }
+            | EngineError::InvalidInput { .. } => ErrorClass::Usage,
+            EngineError::Refused { .. } | EngineError::InvalidState { .. } => ErrorClass::Refused,
+            EngineError::Template { .. }
+            | EngineError::Coolify { .. }
+            | EngineError::PocketBase { .. }
+            | EngineError::NotReady { .. }
+            | EngineError::DeployFailed { .. }
+            | EngineError::Timeout { .. }
+            | EngineError::Injected { .. } => ErrorClass::Failure,
+        }
+    }
+
+    /// The first line (what failed), for the record's `error_message` together with the hint.
+    pub fn record_message(&self) -> String {
+        let text = self.to_string();
+        text.chars().take(2000).collect()
+    }
+}
+
+/// Which stack an I/O call was for; builds the error with the step it failed at.
+#[derive(Debug, Clone)]
+pub(crate) struct Subject {
+    pub(crate) tenant: String,
+    pub(crate) stack: String,
+}
+
+impl Subject {
+    pub(crate) fn coolify(&self, step: Step, source: CoolifyError) -> EngineError {
+        let hint = source.hint().unwrap_or_else(|| "check Coolify and its logs".to_owned());
+        EngineError::Coolify {
+            tenant: self.tenant.clone(),
+            stack: self.stack.clone(),
+            step,
+            detail: first_line(&source.to_string()),
+            hint,
+            source: Box::new(source),
+        }
+    }
+
+    pub(crate) fn pocketbase(&self, step: Step, source: PocketBaseError) -> EngineError {
+        let hint = source
+            .hint()
+            .map(str::to_owned)
+            .unwrap_or_else(|| "check that PocketBase is reachable (CFA_PB_URL)".to_owned());
+        EngineError::PocketBase {
+            tenant: self.tenant.clone(),
+            stack: self.stack.clone(),
+            step,
+            detail: first_line(&source.to_string()),
+            hint,
+            source: Box::new(source),
+        }
+    }
+
+    pub(crate) fn invalid_input(&self, message: impl Into<String>) -> EngineError {
+        EngineError::InvalidInput {
+            tenant: self.tenant.clone(),
+            stack: self.stack.clone(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn refused(&self, refusal: Refusal) -> EngineError {
+        EngineError::Refused { tenant: self.tenant.clone(), stack: self.stack.clone(), refusal }
+    }
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().to_owned()
+}

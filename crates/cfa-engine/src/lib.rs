@@ -1,0 +1,22 @@
+//! `cfa-engine`: the provisioning engine. One idempotent, crash-safe operation per verb
+//! ([`Engine::provision`], [`Engine::suspend`], [`Engine::resume`], [`Engine::upgrade`],
+//! [`Engine::delete`]) that converges Coolify to what PocketBase records.
+//!
+//! The pure core decides ([`cfa_core`] admits and judges health, [`steps::plan_provision`]
+//! plans the saga from what was observed); this crate executes, records and audits.
+//!
+//! **Architecture invariants:** secrets reach Coolify's env API only: never PocketBase, never
+//! a log line, never an error message. Every mutation appends an audit entry. A crash after any
+//! step leaves a state the next run finishes: never two projects for a tenant, never two
+//! services for a stack, never a record pointing at nothing without an error message.
+
+mod engine;
+mod error;
+mod probe;
+mod settings;
+pub mod steps;
+
+pub use engine::{Engine, ProvisionRequest, StackOutcome};
+pub use error::{EngineError, ErrorClass, Refusal};
+pub use settings::{EngineSettings, Failpoint, Injected, ProbeSettings, ServerSettings};
+pub use steps::Step;

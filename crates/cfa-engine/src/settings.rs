@@ -1,0 +1,130 @@
+//! The engine's resolved settings: base domain, servers' capacity, timings, the readiness probe
+//! and the failpoint hook tests use to "crash" the engine after a step.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cfa_core::admission::{DEFAULT_CPU_OVERCOMMIT, DEFAULT_SYSTEM_RESERVE};
+use cfa_core::{BaseDomain, PlanTable, Resources, ServerCapacity};
+
+use crate::steps::Step;
+
+/// A failpoint decided to stop the engine here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Injected;
+
+/// Called after every completed step with the tenant, stack and step; `Err(Injected)` makes the
+/// engine return at once, as a crash would (no error is recorded).
+pub type Failpoint = Arc<dyn Fn(&str, &str, Step) -> Result<(), Injected> + Send + Sync>;
+
+/// One Coolify server's machine, as the operator configured it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerSettings {
+    pub name: String,
+    /// Cores, RAM and free disk.
+    pub total: Resources,
+    pub system_reserve: Resources,
+    pub cpu_overcommit: f64,
+    pub memory_overcommit: f64,
+    pub disk_overcommit: f64,
+}
+
+impl ServerSettings {
+    /// A machine with the default reserve and ratios (CPU x4, RAM and disk not overcommitted).
+    pub fn new(name: impl Into<String>, total: Resources) -> ServerSettings {
+        ServerSettings {
+            name: name.into(),
+            total,
+            system_reserve: DEFAULT_SYSTEM_RESERVE,
+            cpu_overcommit: DEFAULT_CPU_OVERCOMMIT,
+            memory_overcommit: 1.0,
+            disk_overcommit: 1.0,
+        }
+    }
+
+    pub(crate) fn capacity(&self, server_uuid: &str, reserved: Resources) -> ServerCapacity {
+        ServerCapacity {
+            id: server_uuid.to_owned(),
+            name: self.name.clone(),
+            total: self.total,
+            system_reserve: self.system_reserve,
+            cpu_overcommit: self.cpu_overcommit,
+            memory_overcommit: self.memory_overcommit,
+            disk_overcommit: self.disk_overcommit,
+            reserved,
+        }
+    }
+}
+
+/// How readiness is probed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeSettings {
+    /// `None` probes `https://<domain>/`. `Some(base)` connects to `base` instead and sends
+    /// `Host: <domain>`, the way Traefik routes (tests and the demo point it at a local server).
+    pub base_url: Option<url::Url>,
+    pub path: String,
+    pub timeout: Duration,
+}
+
+impl Default for ProbeSettings {
+    fn default() -> Self {
+        ProbeSettings { base_url: None, path: "/".to_owned(), timeout: Duration::from_secs(5) }
+    }
+}
+
+/// Everything the engine needs besides its clients and the catalogue.
+#[derive(Clone)]
+pub struct EngineSettings {
+    pub base_domain: BaseDomain,
+    pub plans: PlanTable,
+    /// Who the audit log names, e.g. `cli:alice` or `controller`.
+    pub actor: String,
+    /// Machines by Coolify server uuid. A server Coolify lists but this map lacks is taken as
+    /// the seed host (12 cores, 31 GB, 24 GB free disk), with a warning.
+    pub servers: BTreeMap<String, ServerSettings>,
+    /// How long a start may take until Coolify reports healthy and the probe answers.
+    pub deploy_timeout: Duration,
+    /// How long stop and delete may take.
+    pub operation_timeout: Duration,
+    /// Pause between status polls (Coolify's statuses lag up to a minute; 10 s is plenty there).
+    pub poll_interval: Duration,
+    /// Delete waits this long before the destructive part unless forced (Ctrl-C cancels).
+    pub delete_grace: Duration,
+    pub probe: ProbeSettings,
+    pub failpoint: Option<Failpoint>,
+}
+
+impl EngineSettings {
+    pub fn new(base_domain: BaseDomain, plans: PlanTable) -> EngineSettings {
+        EngineSettings {
+            base_domain,
+            plans,
+            actor: "engine".to_owned(),
+            servers: BTreeMap::new(),
+            deploy_timeout: Duration::from_secs(300),
+            operation_timeout: Duration::from_secs(120),
+            poll_interval: Duration::from_secs(5),
+            delete_grace: Duration::from_secs(10),
+            probe: ProbeSettings::default(),
+            failpoint: None,
+        }
+    }
+}
+
+impl fmt::Debug for EngineSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineSettings")
+            .field("base_domain", &self.base_domain)
+            .field("actor", &self.actor)
+            .field("servers", &self.servers)
+            .field("deploy_timeout", &self.deploy_timeout)
+            .field("operation_timeout", &self.operation_timeout)
+            .field("poll_interval", &self.poll_interval)
+            .field("delete_grace", &self.delete_grace)
+            .field("probe", &self.probe)
+            .field("failpoint", &self.failpoint.as_ref().map(|_| "set"))
+            .finish_non_exhaustive()
+    }
+}

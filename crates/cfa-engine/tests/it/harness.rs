@@ -1,0 +1,260 @@
+//! The test world: a real PocketBase, an in-process Coolify sandbox, a stand-in for Traefik
+//! that answers only for domains of services the sandbox really runs, and an engine on top.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use cfa_coolify::{ApiToken, CoolifyClient, CoolifyConfig};
+use cfa_core::{BaseDomain, PlanTable, PlanTier};
+use cfa_engine::{Engine, EngineSettings, Failpoint, ProvisionRequest};
+use cfa_pocketbase::testing::TestPocketBase;
+use cfa_pocketbase::{NewTenant, PocketBaseClient, StackFilter};
+use cfa_templates::{Catalogue, repository_templates_dir};
+use coolify_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
+use serde_json::json;
+
+pub(crate) const BOT_TOKEN: &str = "123456789:AAsecretBotTokenValue-abcdefghij";
+pub(crate) const ROUTER_KEY: &str = "sk-router-secret-key-0123456789";
+
+/// Every log line of every test, for the secrets check (our crates at TRACE).
+pub(crate) fn captured_logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+struct CaptureWriter;
+
+impl Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        captured_logs().lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn install_log_capture() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let filter = tracing_subscriber::EnvFilter::new(
+            "info,cfa_engine=trace,cfa_coolify=trace,cfa_pocketbase=trace,cfa_templates=trace",
+        );
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(|| CaptureWriter)
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
+/// Traefik's stand-in: 200 for a Host that a running sandbox service routes, 404 otherwise
+/// (no route), 502 while `broken`.
+#[derive(Clone)]
+pub(crate) struct Router {
+    coolify: CoolifyClient,
+    pub(crate) broken: Arc<AtomicBool>,
+}
+
+async fn route(State(router): State<Router>, headers: HeaderMap) -> StatusCode {
+    if router.broken.load(Ordering::Relaxed) {
+        return StatusCode::BAD_GATEWAY;
+    }
+    let host = headers.get("host").and_then(|host| host.to_str().ok()).unwrap_or("").to_owned();
+    let Ok(services) = router.coolify.list_services().await else {
+        return StatusCode::BAD_GATEWAY;
+    };
+    for summary in services.iter().filter(|service| service.status.starts_with("running")) {
+        if let Ok(service) = router.coolify.get_service_by_uuid(&summary.uuid).await
+            && service.applications.iter().any(|app| {
+                app.fqdn.as_deref().is_some_and(|fqdn| fqdn.contains(&format!("//{host}")))
+            })
+        {
+            return StatusCode::OK;
+        }
+    }
+    StatusCode::NOT_FOUND
+}
+
+pub(crate) struct World {
+    pub(crate) pocketbase: TestPocketBase,
+    pub(crate) sandbox: SandboxHandle,
+    pub(crate) pb: PocketBaseClient,
+    pub(crate) coolify: CoolifyClient,
+    pub(crate) router: Router,
+    pub(crate) settings: EngineSettings,
+}
+
+pub(crate) fn coolify_client(sandbox: &SandboxHandle) -> CoolifyClient {
+    let mut config = CoolifyConfig::new(sandbox.base_url(), ApiToken::new(sandbox.token()));
+    config.requests_per_minute = 100_000;
+    config.retry_base_delay = Duration::from_millis(20);
+    config.max_retry_delay = Duration::from_millis(200);
+    config.timeout = Duration::from_secs(5);
+    CoolifyClient::new(config).unwrap()
+}
+
+impl World {
+    pub(crate) async fn start() -> World {
+        World::start_with(|_| {}).await
+    }
+
+    pub(crate) async fn start_with(adjust: impl FnOnce(&mut SandboxConfig)) -> World {
+        install_log_capture();
+        let pocketbase = TestPocketBase::start().await.unwrap();
+        let pb = pocketbase.superuser().await.unwrap();
+        let mut config = SandboxConfig {
+            deploy_delay: Duration::from_millis(200),
+            delete_delay: Duration::from_millis(100),
+            backup_duration: Duration::from_millis(50),
+            rate_limit: 100_000,
+            ..SandboxConfig::default()
+        };
+        adjust(&mut config);
+        let sandbox = Sandbox::start(config).await.unwrap();
+        let coolify = coolify_client(&sandbox);
+        let router = Router { coolify: coolify.clone(), broken: Arc::new(AtomicBool::new(false)) };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let router_address = listener.local_addr().unwrap();
+        let app = axum::Router::new().fallback(route).with_state(router.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let mut settings = EngineSettings::new(
+            BaseDomain::parse("cloudfreedom.test").unwrap(),
+            PlanTable::builtin(),
+        );
+        settings.actor = "test".to_owned();
+        settings.poll_interval = Duration::from_millis(50);
+        settings.deploy_timeout = Duration::from_secs(20);
+        settings.operation_timeout = Duration::from_secs(20);
+        settings.delete_grace = Duration::ZERO;
+        settings.probe.base_url = Some(format!("http://{router_address}").parse().unwrap());
+        settings.probe.timeout = Duration::from_secs(2);
+        World { pocketbase, sandbox, pb, coolify, router, settings }
+    }
+
+    pub(crate) fn engine(&self) -> Engine {
+        self.engine_with(self.settings.clone())
+    }
+
+    pub(crate) fn engine_with(&self, settings: EngineSettings) -> Engine {
+        let catalogue = Catalogue::load(&repository_templates_dir()).unwrap();
+        Engine::new(self.coolify.clone(), self.pb.clone(), catalogue, settings)
+    }
+
+    pub(crate) fn engine_with_failpoint(&self, failpoint: Failpoint) -> Engine {
+        let mut settings = self.settings.clone();
+        settings.failpoint = Some(failpoint);
+        self.engine_with(settings)
+    }
+
+    pub(crate) async fn tenant(&self, slug: &str, plan: PlanTier, max_stacks: u32) -> String {
+        let user = self
+            .pb
+            .call_raw(
+                reqwest::Method::POST,
+                "api/collections/users/records",
+                Some(&json!({
+                    "email": format!("{slug}@example.com"),
+                    "password": "tenant-Passw0rd!",
+                    "passwordConfirm": "tenant-Passw0rd!",
+                })),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let tenant = self
+            .pb
+            .tenant_create(&NewTenant {
+                name: format!("Tenant {slug}"),
+                slug: slug.to_owned(),
+                user_id: user["id"].as_str().unwrap().to_owned(),
+                max_stacks: Some(max_stacks),
+                plan_tier: Some(plan),
+            })
+            .await
+            .unwrap();
+        tenant.id
+    }
+
+    /// Coolify's projects named for the tenant and services named for the stack.
+    pub(crate) async fn coolify_counts(&self, tenant: &str, stack: &str) -> (usize, usize) {
+        let projects = self.coolify.list_projects().await.unwrap();
+        let projects =
+            projects.iter().filter(|project| project.name == format!("cfa-{tenant}")).count();
+        let services = self.coolify.list_services().await.unwrap();
+        let services = services
+            .iter()
+            .filter(|service| {
+                service.name == format!("cfa-{stack}")
+                    && service.description.as_deref().is_some_and(|description| {
+                        description.contains(&format!("tenant={tenant} stack={stack}"))
+                    })
+            })
+            .count();
+        (projects, services)
+    }
+
+    pub(crate) async fn all_services(&self) -> usize {
+        self.coolify.list_services().await.unwrap().len()
+    }
+
+    pub(crate) async fn all_projects(&self) -> usize {
+        self.coolify.list_projects().await.unwrap().len()
+    }
+
+    pub(crate) async fn stacks_of(&self, tenant_id: &str) -> Vec<cfa_pocketbase::AgentStack> {
+        self.pb.stack_list_all(&StackFilter::tenant(tenant_id), false).await.unwrap()
+    }
+}
+
+pub(crate) fn bot_request(tenant: &str, stack: &str) -> ProvisionRequest {
+    ProvisionRequest {
+        tenant: tenant.to_owned(),
+        stack: stack.to_owned(),
+        template: "telegram-bot".to_owned(),
+        parameters: [
+            ("telegram_bot_token", BOT_TOKEN),
+            ("router_base_url", "https://router.cloudfreedom.test/v1"),
+            ("router_api_key", ROUTER_KEY),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect(),
+        preferred_server: None,
+    }
+}
+
+pub(crate) fn openclaw_request(tenant: &str, stack: &str) -> ProvisionRequest {
+    ProvisionRequest {
+        template: "openclaw-agent".to_owned(),
+        parameters: [
+            ("router_base_url", "https://router.cloudfreedom.test/v1"),
+            ("router_api_key", ROUTER_KEY),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect(),
+        ..bot_request(tenant, stack)
+    }
+}
+
+pub(crate) fn base_llm_request(tenant: &str, stack: &str) -> ProvisionRequest {
+    ProvisionRequest {
+        template: "base-llm".to_owned(),
+        parameters: [
+            ("router_base_url", "https://router.cloudfreedom.test/v1"),
+            ("router_api_key", ROUTER_KEY),
+            ("admin_email", "admin@example.com"),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect(),
+        ..bot_request(tenant, stack)
+    }
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the engine against the real PocketBase and the Coolify sandbox.
+
+mod faults;
+mod harness;
+mod lifecycle;
+mod refusals;
