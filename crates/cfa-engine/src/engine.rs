@@ -44,6 +44,9 @@ use crate::probe::{describe, probe};
 use crate::settings::EngineSettings;
 use crate::steps::{ProvisionObservation, Step, plan_provision};
 
+mod dry_run;
+pub use dry_run::{DryRunAdmission, OperationDryRun, ProvisionDryRun};
+
 /// The Coolify environment every stack lives in (Coolify creates it with the project).
 const ENVIRONMENT: &str = "production";
 

@@ -16,7 +16,9 @@ mod probe;
 mod settings;
 pub mod steps;
 
-pub use engine::{Engine, ProvisionRequest, StackOutcome};
+pub use engine::{
+    DryRunAdmission, Engine, OperationDryRun, ProvisionDryRun, ProvisionRequest, StackOutcome,
+};
 pub use error::{EngineError, ErrorClass, Refusal};
 pub use settings::{EngineSettings, Failpoint, Injected, ProbeSettings, ServerSettings};
 pub use steps::Step;

@@ -398,6 +398,47 @@ impl PocketBaseClient {
         tenant_from_record("tenant_update", &record)
     }
 
+    // ---- users ----------------------------------------------------------------------------
+
+    /// The id of the `users` record with this e-mail, created with `initial_password` when
+    /// there is none (the owner then sets their own through PocketBase's password reset).
+    /// Returns the id and whether it was created.
+    pub async fn user_find_or_create(
+        &self,
+        email: &str,
+        initial_password: &Password,
+    ) -> Result<(String, bool), PocketBaseError> {
+        let options = ListOptions { per_page: 1, skip_total: true, ..ListOptions::default() };
+        let filter = Some(format!("email = {}", quote(email)));
+        let (items, _) = self.list_records("user_find", "users", filter, &options).await?;
+        if let Some(id) = items.first().and_then(|record| record.get("id")).and_then(Value::as_str)
+        {
+            return Ok((id.to_owned(), false));
+        }
+        let body = serde_json::json!({
+            "email": email,
+            "password": initial_password.expose(),
+            "passwordConfirm": initial_password.expose(),
+        });
+        let record = self
+            .call_record(
+                "user_create",
+                Method::POST,
+                "api/collections/users/records",
+                &[],
+                Some(&body),
+            )
+            .await?;
+        let id = record.get("id").and_then(Value::as_str).ok_or_else(|| {
+            PocketBaseError::new(
+                "user_create",
+                PocketBaseErrorKind::Decode,
+                "the created user has no id".to_owned(),
+            )
+        })?;
+        Ok((id.to_owned(), true))
+    }
+
     // ---- agent_stacks ---------------------------------------------------------------------
 
     pub async fn stack_view(
