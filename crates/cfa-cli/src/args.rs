@@ -11,7 +11,7 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct GlobalArgs {
     /// Output format of the command's result on stdout.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
@@ -52,4 +52,31 @@ pub(crate) enum Command {
     /// PocketBase schema: install our migrations and hooks, check a live instance for drift.
     #[command(subcommand)]
     Pb(crate::commands::pb::PbCommand),
+    /// Tenants: create, list, show, set-plan.
+    #[command(subcommand)]
+    Tenant(crate::commands::tenant::TenantCommand),
+    /// Provision a stack for a tenant (idempotent: rerun to resume after a failure).
+    Provision(crate::commands::stacks::ProvisionArgs),
+    /// Stop a stack, keeping its volumes.
+    Suspend(crate::commands::stacks::StackOperationArgs),
+    /// Start a suspended stack and wait until it is ready.
+    Resume(crate::commands::stacks::StackOperationArgs),
+    /// Re-render a stack (new template version, plan or parameters) and restart it.
+    Upgrade(crate::commands::stacks::UpgradeArgs),
+    /// Delete a stack: final backup on paid plans, service, empty project, record.
+    Delete(crate::commands::stacks::DeleteArgs),
+    /// Stacks with their recorded status and what Coolify says now.
+    Status(crate::commands::stacks::StatusArgs),
+    /// The stacks PocketBase records.
+    List(crate::commands::stacks::ListArgs),
+    /// The last log lines of a stack's container.
+    Logs(crate::commands::stacks::LogsArgs),
+    /// Each Coolify server's capacity as admission sees it.
+    Capacity,
+    /// The audit log, newest first.
+    Audit(crate::commands::ops::AuditArgs),
+    /// Check configuration, PocketBase (login, schema) and Coolify (version, servers).
+    Doctor,
+    /// Start a local PocketBase and Coolify sandbox and provision a demo stack end to end.
+    Demo(crate::commands::demo::DemoArgs),
 }

@@ -5,8 +5,10 @@
 
 mod args;
 mod commands;
+mod config;
 mod exit;
 mod output;
+mod platform;
 mod settings;
 
 use std::process::ExitCode;

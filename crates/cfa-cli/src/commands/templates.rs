@@ -242,7 +242,7 @@ fn show(global: &GlobalArgs, name: &str) -> anyhow::Result<()> {
     output::print_text(&text)
 }
 
-fn parse_parameters(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+pub(crate) fn parse_parameters(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     let mut parameters = BTreeMap::new();
     for item in raw {
         let Some((key, value)) = item.split_once('=') else {

@@ -1,4 +1,5 @@
 //! End-to-end tests of the `cfa` binary: real process, real catalogue, exit codes and output.
 
+mod lifecycle;
 mod templates;
 mod tidy;

@@ -1,0 +1,686 @@
+//! The stack lifecycle: `cfa provision|suspend|resume|upgrade|delete`, and the read side,
+//! `cfa status|list|logs`. Every mutation goes through the engine; `--dry-run` asks the engine
+//! what it would do and changes nothing.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use cfa_core::{ProbeOutcome, judge_health};
+use cfa_engine::{
+    DryRunAdmission, OperationDryRun, ProvisionDryRun, ProvisionRequest, StackOutcome,
+};
+use cfa_pocketbase::{AgentStack, StackFilter, Tenant};
+use clap::Args;
+use serde_json::{Value, json};
+
+use crate::args::{GlobalArgs, OutputFormat};
+use crate::commands::templates::parse_parameters;
+use crate::platform::{self, Platform, engine_error, split_stack_path, with_progress};
+use crate::{exit, output};
+
+#[derive(Debug, Args)]
+pub(crate) struct ProvisionArgs {
+    /// The tenant's slug.
+    #[arg(long)]
+    pub(crate) tenant: String,
+    /// The template, e.g. `telegram-bot` (`cfa templates list`).
+    #[arg(long)]
+    pub(crate) template: String,
+    /// The stack's name (DNS label, 1-40 characters), unique within the tenant.
+    #[arg(long)]
+    pub(crate) stack: String,
+    /// A template parameter, `key=value`; repeat for each.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub(crate) parameters: Vec<String>,
+    /// A parameter read from a file, `key=path` (keeps secrets out of the shell history and
+    /// the process list); a trailing newline is dropped.
+    #[arg(long = "param-file", value_name = "KEY=PATH")]
+    pub(crate) parameter_files: Vec<String>,
+    /// Place the stack on this Coolify server (uuid or name), or refuse.
+    #[arg(long)]
+    pub(crate) server: Option<String>,
+    /// Print the admission decision, limits, the compose (secrets redacted) and the API calls;
+    /// change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StackOperationArgs {
+    /// The stack, `<tenant>/<stack>`.
+    pub(crate) stack: String,
+    /// Print what would happen; change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpgradeArgs {
+    #[command(flatten)]
+    pub(crate) operation: StackOperationArgs,
+    /// New parameter values (`key=value`); without any, the current ones are kept.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub(crate) parameters: Vec<String>,
+    #[arg(long = "param-file", value_name = "KEY=PATH")]
+    pub(crate) parameter_files: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DeleteArgs {
+    #[command(flatten)]
+    pub(crate) operation: StackOperationArgs,
+    /// Skip the grace period (Ctrl-C during it cancels the delete).
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// `<tenant>` or `<tenant>/<stack>`; every stack when absent.
+    pub(crate) target: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// Only this tenant's stacks.
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// The stack, `<tenant>/<stack>`.
+    pub(crate) stack: String,
+    /// The compose service (default: the template's first service).
+    #[arg(long)]
+    pub(crate) service: Option<String>,
+    /// How many lines from the end.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) lines: u32,
+}
+
+fn parameters(inline: &[String], files: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut parameters = parse_parameters(inline)?;
+    for item in files {
+        let Some((key, path)) = item.split_once('=') else {
+            return Err(exit::usage(anyhow::format_err!(
+                "`--param-file {}` is not `key=path`",
+                item.chars().take(60).collect::<String>()
+            )));
+        };
+        let value = std::fs::read_to_string(path).map_err(|error| {
+            exit::usage(anyhow::format_err!("cannot read `{path}` for parameter `{key}`: {error}"))
+        })?;
+        let value = value.strip_suffix('\n').unwrap_or(&value);
+        let value = value.strip_suffix('\r').unwrap_or(value).to_owned();
+        if parameters.insert(key.to_owned(), value).is_some() {
+            return Err(exit::usage(anyhow::format_err!("parameter `{key}` is given twice")));
+        }
+    }
+    Ok(parameters)
+}
+
+pub(crate) async fn provision(
+    global: &GlobalArgs,
+    platform: &Platform,
+    args: ProvisionArgs,
+) -> anyhow::Result<()> {
+    let mut parameters = parameters(&args.parameters, &args.parameter_files)?;
+    // The Router's URL is the platform's, not the tenant's: default it from the configuration.
+    if let Some(router_url) = platform.config.router_url()
+        && !parameters.contains_key("router_base_url")
+        && let Ok(template) = crate::settings::catalogue(global)?.get(&args.template)
+        && template.manifest.parameters.contains_key("router_base_url")
+    {
+        parameters.insert("router_base_url".to_owned(), router_url);
+    }
+    let request = ProvisionRequest {
+        tenant: args.tenant,
+        stack: args.stack,
+        template: args.template,
+        parameters,
+        preferred_server: args.server,
+    };
+    if args.dry_run {
+        let dry_run = platform.engine.dry_run_provision(&request).await.map_err(engine_error)?;
+        print_provision_dry_run(global, &dry_run)?;
+        return match dry_run.admission {
+            DryRunAdmission::Refused { reason } => Err(exit::refused(anyhow::format_err!(
+                "dry run: provisioning `{}/{}` would be refused: {reason}",
+                request.tenant,
+                request.stack
+            ))),
+            _ => Ok(()),
+        };
+    }
+    let what = format!("provisioning {}/{}", request.tenant, request.stack);
+    let outcome =
+        with_progress(&what, platform.engine.provision(&request)).await.map_err(engine_error)?;
+    print_outcome(global, &outcome, "provisioned")
+}
+
+pub(crate) async fn suspend(
+    global: &GlobalArgs,
+    platform: &Platform,
+    args: StackOperationArgs,
+) -> anyhow::Result<()> {
+    let (tenant, stack) = split_stack_path(&args.stack)?;
+    if args.dry_run {
+        return dry_run_operation(global, platform, "suspend", &tenant, &stack).await;
+    }
+    let outcome = with_progress(
+        &format!("suspending {tenant}/{stack}"),
+        platform.engine.suspend(&tenant, &stack),
+    )
+    .await
+    .map_err(engine_error)?;
+    print_outcome(global, &outcome, "suspended (volumes kept)")
+}
+
+pub(crate) async fn resume(
+    global: &GlobalArgs,
+    platform: &Platform,
+    args: StackOperationArgs,
+) -> anyhow::Result<()> {
+    let (tenant, stack) = split_stack_path(&args.stack)?;
+    if args.dry_run {
+        return dry_run_operation(global, platform, "resume", &tenant, &stack).await;
+    }
+    let outcome = with_progress(
+        &format!("resuming {tenant}/{stack}"),
+        platform.engine.resume(&tenant, &stack),
+    )
+    .await
+    .map_err(engine_error)?;
+    print_outcome(global, &outcome, "resumed")
+}
+
+pub(crate) async fn upgrade(
+    global: &GlobalArgs,
+    platform: &Platform,
+    args: UpgradeArgs,
+) -> anyhow::Result<()> {
+    let (tenant, stack) = split_stack_path(&args.operation.stack)?;
+    if args.operation.dry_run {
+        return dry_run_operation(global, platform, "upgrade", &tenant, &stack).await;
+    }
+    let parameters = parameters(&args.parameters, &args.parameter_files)?;
+    let parameters = (!parameters.is_empty()).then_some(parameters);
+    let outcome = with_progress(
+        &format!("upgrading {tenant}/{stack}"),
+        platform.engine.upgrade(&tenant, &stack, parameters.as_ref()),
+    )
+    .await
+    .map_err(engine_error)?;
+    let verb = if outcome.changed { "upgraded" } else { "already current (restarted)" };
+    print_outcome(global, &outcome, verb)
+}
+
+pub(crate) async fn delete(
+    global: &GlobalArgs,
+    platform: &Platform,
+    args: DeleteArgs,
+) -> anyhow::Result<()> {
+    let (tenant, stack) = split_stack_path(&args.operation.stack)?;
+    if args.operation.dry_run {
+        return dry_run_operation(global, platform, "delete", &tenant, &stack).await;
+    }
+    let deletion = platform.engine.delete(&tenant, &stack, args.force);
+    let what = format!("deleting {tenant}/{stack}");
+    let result = tokio::select! {
+        result = with_progress(&what, deletion) => result,
+        _ = tokio::signal::ctrl_c() => {
+            return Err(anyhow::format_err!(
+                "delete of `{tenant}/{stack}` interrupted\nhint: if it was still in its grace period nothing changed; otherwise rerun `cfa delete {tenant}/{stack}` to finish"
+            ));
+        }
+    };
+    result.map_err(engine_error)?;
+    match global.output {
+        OutputFormat::Json => {
+            output::print_json(&json!({ "tenant": tenant, "stack": stack, "deleted": true }))
+        }
+        OutputFormat::Text => output::print_text(&format!("deleted {tenant}/{stack}")),
+    }
+}
+
+async fn dry_run_operation(
+    global: &GlobalArgs,
+    platform: &Platform,
+    operation: &'static str,
+    tenant: &str,
+    stack: &str,
+) -> anyhow::Result<()> {
+    let dry_run =
+        platform.engine.dry_run_operation(operation, tenant, stack).await.map_err(engine_error)?;
+    print_operation_dry_run(global, &dry_run)?;
+    match &dry_run.refusal {
+        Some(reason) => Err(exit::refused(anyhow::format_err!(
+            "dry run: {operation} of `{tenant}/{stack}` would be refused: {reason}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn outcome_json(outcome: &StackOutcome) -> Value {
+    json!({
+        "tenant": outcome.tenant,
+        "stack": outcome.stack,
+        "record_id": outcome.record_id,
+        "status": outcome.status.as_str(),
+        "coolify_project_uuid": outcome.project_uuid,
+        "coolify_service_uuid": outcome.service_uuid,
+        "domain": outcome.domain,
+        "server_uuid": outcome.server_uuid,
+        "limits": outcome.limits.map(|limits| json!({
+            "cpus": limits.cpus(),
+            "memory_mb": limits.memory_mb,
+            "disk_mb": limits.disk_mb,
+        })),
+        "changed": outcome.changed,
+    })
+}
+
+fn print_outcome(global: &GlobalArgs, outcome: &StackOutcome, verb: &str) -> anyhow::Result<()> {
+    match global.output {
+        OutputFormat::Json => output::print_json(&outcome_json(outcome)),
+        OutputFormat::Text => {
+            let mut text =
+                format!("{}/{} {verb}: {}\n", outcome.tenant, outcome.stack, outcome.status);
+            if let Some(domain) = &outcome.domain {
+                text.push_str(&format!("  url:     https://{domain}\n"));
+            }
+            if let Some(limits) = outcome.limits {
+                text.push_str(&format!("  limits:  {limits}\n"));
+            }
+            if let Some(uuid) = &outcome.service_uuid {
+                text.push_str(&format!("  service: {uuid} (Coolify)\n"));
+            }
+            output::print_text(&text)
+        }
+    }
+}
+
+fn admission_json(admission: &DryRunAdmission) -> Value {
+    match admission {
+        DryRunAdmission::Admitted { server_uuid, server_name, limits } => json!({
+            "decision": "admitted",
+            "server_uuid": server_uuid,
+            "server_name": server_name,
+            "limits": { "cpus": limits.cpus(), "memory_mb": limits.memory_mb, "disk_mb": limits.disk_mb },
+        }),
+        DryRunAdmission::AlreadyAdmitted { server_uuid, limits } => json!({
+            "decision": "already_admitted",
+            "server_uuid": server_uuid,
+            "limits": { "cpus": limits.cpus(), "memory_mb": limits.memory_mb, "disk_mb": limits.disk_mb },
+        }),
+        DryRunAdmission::Refused { reason } => json!({ "decision": "refused", "reason": reason }),
+    }
+}
+
+fn print_provision_dry_run(global: &GlobalArgs, dry_run: &ProvisionDryRun) -> anyhow::Result<()> {
+    let environment: Vec<Value> = dry_run
+        .environment
+        .iter()
+        .map(|entry| json!({ "name": entry.name, "value": entry.value, "secret": entry.secret }))
+        .collect();
+    match global.output {
+        OutputFormat::Json => output::print_json(&json!({
+            "dry_run": true,
+            "tenant": dry_run.tenant,
+            "stack": dry_run.stack,
+            "template": dry_run.template,
+            "plan": dry_run.plan,
+            "admission": admission_json(&dry_run.admission),
+            "limits": { "cpus": dry_run.limits.cpus(), "memory_mb": dry_run.limits.memory_mb, "disk_mb": dry_run.limits.disk_mb },
+            "domain": dry_run.domain,
+            "compose": dry_run.compose_yaml,
+            "environment": environment,
+            "steps": dry_run.steps.iter().map(|step| step.as_str()).collect::<Vec<_>>(),
+            "calls": dry_run.calls,
+        })),
+        OutputFormat::Text => {
+            let mut text = format!(
+                "dry run: provision {}/{} ({} on plan {}); nothing was changed\n\nadmission: ",
+                dry_run.tenant, dry_run.stack, dry_run.template, dry_run.plan
+            );
+            match &dry_run.admission {
+                DryRunAdmission::Admitted { server_uuid, server_name, limits } => {
+                    text.push_str(&format!(
+                        "admitted on server {server_name} ({server_uuid}), reserving {limits}\n"
+                    ))
+                }
+                DryRunAdmission::AlreadyAdmitted { server_uuid, limits } => text.push_str(
+                    &format!("already admitted on server {server_uuid}, reserving {limits}\n"),
+                ),
+                DryRunAdmission::Refused { reason } => {
+                    text.push_str(&format!("REFUSED: {reason}\n"));
+                }
+            }
+            text.push_str(&format!("limits:    {}\n", dry_run.limits));
+            if let Some(domain) = &dry_run.domain {
+                text.push_str(&format!("url:       https://{domain}\n"));
+            }
+            text.push_str("\nenvironment (set through Coolify's env API):\n");
+            for entry in &dry_run.environment {
+                text.push_str(&format!("  {}={}\n", entry.name, entry.value));
+            }
+            text.push_str("\ncompose (docker_compose_raw):\n");
+            for line in dry_run.compose_yaml.lines() {
+                text.push_str(&format!("  {line}\n"));
+            }
+            text.push_str("\ncalls, in order:\n");
+            if dry_run.calls.is_empty() {
+                text.push_str("  (none)\n");
+            }
+            for call in &dry_run.calls {
+                text.push_str(&format!("  {call}\n"));
+            }
+            output::print_text(&text)
+        }
+    }
+}
+
+fn print_operation_dry_run(global: &GlobalArgs, dry_run: &OperationDryRun) -> anyhow::Result<()> {
+    match global.output {
+        OutputFormat::Json => output::print_json(&json!({
+            "dry_run": true,
+            "operation": dry_run.operation,
+            "tenant": dry_run.tenant,
+            "stack": dry_run.stack,
+            "status": dry_run.status.as_str(),
+            "coolify_service_uuid": dry_run.service_uuid,
+            "refusal": dry_run.refusal,
+            "calls": dry_run.calls,
+        })),
+        OutputFormat::Text => {
+            let mut text = format!(
+                "dry run: {} {}/{} (now {}); nothing was changed\n",
+                dry_run.operation, dry_run.tenant, dry_run.stack, dry_run.status
+            );
+            if let Some(reason) = &dry_run.refusal {
+                text.push_str(&format!("REFUSED: {reason}\n"));
+            }
+            text.push_str("calls, in order:\n");
+            if dry_run.calls.is_empty() {
+                text.push_str("  (none: nothing to do)\n");
+            }
+            for call in &dry_run.calls {
+                text.push_str(&format!("  {call}\n"));
+            }
+            output::print_text(&text)
+        }
+    }
+}
+
+/// Stacks with their tenants' slugs, optionally one tenant's.
+async fn stacks_with_tenants(
+    platform: &Platform,
+    tenant_slug: Option<&str>,
+) -> anyhow::Result<Vec<(String, AgentStack)>> {
+    let filter = match tenant_slug {
+        Some(slug) => {
+            let tenant = tenant_by_slug(platform, slug).await?;
+            StackFilter::tenant(&tenant.id)
+        }
+        None => StackFilter::default(),
+    };
+    let stacks = platform
+        .pocketbase
+        .stack_list_all(&filter, true)
+        .await
+        .context("cannot list the stacks in PocketBase")?;
+    let mut rows: Vec<(String, AgentStack)> = stacks
+        .into_iter()
+        .map(|stack| {
+            let slug = stack
+                .tenant
+                .as_ref()
+                .map_or_else(|| stack.tenant_id.clone(), |tenant| tenant.slug.clone());
+            (slug, stack)
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.0, &a.1.stack_name).cmp(&(&b.0, &b.1.stack_name)));
+    Ok(rows)
+}
+
+pub(crate) async fn tenant_by_slug(platform: &Platform, slug: &str) -> anyhow::Result<Tenant> {
+    match platform.pocketbase.tenant_by_slug(slug).await {
+        Ok(tenant) => Ok(tenant),
+        Err(error) if error.kind == cfa_pocketbase::PocketBaseErrorKind::NotFound => {
+            Err(exit::usage(anyhow::format_err!(
+                "tenant `{}` does not exist\nhint: `cfa tenant list` shows the tenants",
+                slug.escape_debug()
+            )))
+        }
+        Err(error) => {
+            Err(anyhow::Error::new(error).context(format!("cannot read tenant `{slug}`")))
+        }
+    }
+}
+
+fn stack_json(slug: &str, stack: &AgentStack) -> Value {
+    json!({
+        "tenant": slug,
+        "stack": stack.stack_name,
+        "template": stack.template,
+        "status": stack.status.as_str(),
+        "domain": stack.domain,
+        "coolify_project_uuid": stack.coolify_project_uuid,
+        "coolify_service_uuid": stack.coolify_service_uuid,
+        "resource_limits": stack.resource_limits,
+        "error_message": stack.error_message,
+        "updated_at": stack.updated_at.to_string(),
+    })
+}
+
+pub(crate) async fn list(
+    global: &GlobalArgs,
+    platform: &Platform,
+    args: ListArgs,
+) -> anyhow::Result<()> {
+    let rows = stacks_with_tenants(platform, args.tenant.as_deref()).await?;
+    match global.output {
+        OutputFormat::Json => output::print_json(&Value::Array(
+            rows.iter().map(|(slug, stack)| stack_json(slug, stack)).collect(),
+        )),
+        OutputFormat::Text => {
+            let mut table = vec![vec![
+                "TENANT/STACK".to_owned(),
+                "TEMPLATE".to_owned(),
+                "STATUS".to_owned(),
+                "DOMAIN".to_owned(),
+            ]];
+            for (slug, stack) in &rows {
+                table.push(vec![
+                    format!("{slug}/{}", stack.stack_name),
+                    stack.template.clone(),
+                    stack.status.to_string(),
+                    stack
+                        .domain
+                        .clone()
+                        .filter(|domain| !domain.is_empty())
+                        .unwrap_or_else(|| "-".to_owned()),
+                ]);
+            }
+            if rows.is_empty() {
+                return output::print_text("no stacks");
+            }
+            output::print_text(&output::table(&table))
+        }
+    }
+}
+
+/// `cfa status`: the record and what Coolify says now, judged.
+pub(crate) async fn status(
+    global: &GlobalArgs,
+    platform: &Platform,
+    args: StatusArgs,
+) -> anyhow::Result<()> {
+    let (tenant, stack) = match args.target.as_deref() {
+        None => (None, None),
+        Some(target) if target.contains('/') => {
+            let (tenant, stack) = split_stack_path(target)?;
+            (Some(tenant), Some(stack))
+        }
+        Some(tenant) => (Some(tenant.to_owned()), None),
+    };
+    let mut rows = stacks_with_tenants(platform, tenant.as_deref()).await?;
+    if let Some(stack) = &stack {
+        rows.retain(|(_, record)| &record.stack_name == stack);
+        if rows.is_empty() {
+            let tenant = tenant.unwrap_or_default();
+            return Err(exit::usage(anyhow::format_err!(
+                "stack `{tenant}/{stack}` does not exist\nhint: `cfa list --tenant {tenant}` shows its stacks"
+            )));
+        }
+    }
+    let mut report = Vec::new();
+    for (slug, record) in &rows {
+        let coolify_status = match &record.coolify_service_uuid {
+            Some(uuid) if !uuid.is_empty() => {
+                match platform.coolify.get_service_by_uuid(uuid).await {
+                    Ok(service) => service.status,
+                    Err(error) if error.is_not_found() => "missing in Coolify".to_owned(),
+                    Err(error) => format!(
+                        "unknown ({})",
+                        error.to_string().lines().next().unwrap_or_default()
+                    ),
+                }
+            }
+            _ => "not created".to_owned(),
+        };
+        let judgement = judge_health(&coolify_status, &ProbeOutcome::NotApplicable);
+        report.push((slug.clone(), record.clone(), coolify_status, judgement));
+    }
+    match global.output {
+        OutputFormat::Json => output::print_json(&Value::Array(
+            report
+                .iter()
+                .map(|(slug, record, coolify_status, judgement)| {
+                    let mut value = stack_json(slug, record);
+                    value["coolify_status"] = json!(coolify_status);
+                    value["health"] = json!(judgement.verdict.to_string());
+                    value["health_reason"] = json!(judgement.reason);
+                    value
+                })
+                .collect(),
+        )),
+        OutputFormat::Text if stack.is_some() => {
+            let (slug, record, coolify_status, judgement) = &report[0];
+            let mut text = format!("{slug}/{}\n", record.stack_name);
+            text.push_str(&format!("  template: {}\n", record.template));
+            text.push_str(&format!("  status:   {} (PocketBase)\n", record.status));
+            text.push_str(&format!("  coolify:  {coolify_status}\n"));
+            text.push_str(&format!("  health:   {}: {}\n", judgement.verdict, judgement.reason));
+            if let Some(domain) = record.domain.as_ref().filter(|domain| !domain.is_empty()) {
+                text.push_str(&format!("  url:      https://{domain}\n"));
+            }
+            if let Some(limits) = &record.resource_limits {
+                text.push_str(&format!(
+                    "  limits:   {} CPU, {} MB RAM, {} MB disk on server {}\n",
+                    limits["cpus"],
+                    limits["memory_mb"],
+                    limits["disk_mb"],
+                    limits["server_uuid"].as_str().unwrap_or("?")
+                ));
+            }
+            if let Some(message) =
+                record.error_message.as_ref().filter(|message| !message.is_empty())
+            {
+                text.push_str(&format!(
+                    "  error:    {}\n",
+                    message.replace('\n', "\n            ")
+                ));
+            }
+            text.push_str(&format!("  updated:  {}\n", record.updated_at));
+            output::print_text(&text)
+        }
+        OutputFormat::Text => {
+            if report.is_empty() {
+                return output::print_text("no stacks");
+            }
+            let mut table = vec![vec![
+                "TENANT/STACK".to_owned(),
+                "STATUS".to_owned(),
+                "COOLIFY".to_owned(),
+                "HEALTH".to_owned(),
+            ]];
+            for (slug, record, coolify_status, judgement) in &report {
+                table.push(vec![
+                    format!("{slug}/{}", record.stack_name),
+                    record.status.to_string(),
+                    coolify_status.clone(),
+                    judgement.verdict.to_string(),
+                ]);
+            }
+            output::print_text(&output::table(&table))
+        }
+    }
+}
+
+/// `cfa logs`: the last lines of one compose service's container, from Coolify.
+pub(crate) async fn logs(
+    global: &GlobalArgs,
+    platform: &Platform,
+    args: LogsArgs,
+) -> anyhow::Result<()> {
+    let (tenant, stack) = split_stack_path(&args.stack)?;
+    let record = platform.engine.stack(&tenant, &stack).await.map_err(engine_error)?;
+    let Some(service_uuid) = record.coolify_service_uuid.filter(|uuid| !uuid.is_empty()) else {
+        return Err(exit::usage(anyhow::format_err!(
+            "stack `{tenant}/{stack}` has no Coolify service yet (status {})\nhint: `cfa provision` creates it",
+            record.status
+        )));
+    };
+    let catalogue = crate::settings::catalogue(global)?;
+    let services: Vec<String> = catalogue
+        .get(&record.template)
+        .map(|template| template.manifest.services.keys().cloned().collect())
+        .unwrap_or_default();
+    let service = match args.service {
+        Some(service) if services.is_empty() || services.contains(&service) => service,
+        Some(service) => {
+            return Err(exit::usage(anyhow::format_err!(
+                "template `{}` has no service `{}`\nhint: one of {}",
+                record.template,
+                service.escape_debug(),
+                services.join(", ")
+            )));
+        }
+        None => services.first().cloned().ok_or_else(|| {
+            exit::usage(anyhow::format_err!(
+                "template `{}` is not in the catalogue\nhint: pass --service",
+                record.template
+            ))
+        })?,
+    };
+    let text = platform
+        .coolify
+        .get_service_logs_by_uuid(&service_uuid, &service, args.lines)
+        .await
+        .with_context(|| {
+            format!("cannot read the logs of `{tenant}/{stack}` ({service}) from Coolify")
+        })?;
+    match global.output {
+        OutputFormat::Json => output::print_json(&json!({
+            "tenant": tenant, "stack": stack, "service": service, "logs": text,
+        })),
+        OutputFormat::Text => output::print_text(&text),
+    }
+}
+
+/// Builds the platform and runs one of this module's async commands on the runtime.
+pub(crate) fn block_on_platform<F, Fut>(global: &mut GlobalArgs, command: F) -> anyhow::Result<()>
+where
+    F: FnOnce(GlobalArgs, Platform) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let config = platform::load_config(global)?;
+    let runtime = platform::runtime()?;
+    let global = global.clone();
+    runtime.block_on(async move {
+        let connected = platform::connect(&global, config).await?;
+        command(global, connected).await
+    })
+}

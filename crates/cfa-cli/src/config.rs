@@ -1,0 +1,298 @@
+//! `cfa.toml` and the environment variables that override it: the one documented list.
+//!
+//! Lookup: the file at `CFA_CONFIG`, else `./cfa.toml` when present, else nothing (every
+//! setting then comes from the environment or its default). Environment variables win over the
+//! file, so a secret such as the Coolify token never has to be written into it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Every environment variable `cfa` reads, with what it sets (the README lists the same).
+pub(crate) const ENVIRONMENT_VARIABLES: &[(&str, &str)] = &[
+    ("CFA_CONFIG", "path of cfa.toml (default ./cfa.toml when present)"),
+    ("CFA_COOLIFY_URL", "Coolify's base URL, e.g. https://coolify.example.com"),
+    ("CFA_COOLIFY_TOKEN", "a Coolify API token with read, write, deploy (or root)"),
+    ("CFA_PB_URL", "PocketBase's base URL, e.g. https://pb.example.com"),
+    ("CFA_PB_EMAIL", "a PocketBase superuser's e-mail"),
+    ("CFA_PB_PASSWORD", "that superuser's password"),
+    ("CFA_BASE_DOMAIN", "the zone stack domains live under (default cloudfreedom.de)"),
+    ("CFA_ROUTER_URL", "the Router's OpenAI-compatible base URL: the default router_base_url"),
+    ("CFA_PROBE_URL", "probe stacks through this address (e.g. Traefik's) with a Host header"),
+    ("CFA_PLANS_FILE", "a plans file laid over the built-in plan table"),
+    ("CFA_TEMPLATES_DIR", "the template catalogue folder"),
+    ("CFA_ACTOR", "who the audit log names (default cli:$USER)"),
+    ("CFA_LOG", "a tracing filter for stderr logs (default warn)"),
+    ("CFA_LOG_FORMAT", "text or json log lines"),
+];
+
+/// `cfa.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConfigFile {
+    #[serde(default)]
+    pub(crate) coolify: CoolifySection,
+    #[serde(default)]
+    pub(crate) pocketbase: PocketBaseSection,
+    #[serde(default)]
+    pub(crate) platform: PlatformSection,
+    #[serde(default)]
+    pub(crate) engine: EngineSection,
+    /// Capacity of each Coolify server stacks may be placed on.
+    #[serde(default)]
+    pub(crate) servers: Vec<ServerSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CoolifySection {
+    pub(crate) url: Option<String>,
+    pub(crate) token: Option<String>,
+    /// The client-side rate budget (default 200, Coolify's own limit).
+    pub(crate) requests_per_minute: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PocketBaseSection {
+    pub(crate) url: Option<String>,
+    pub(crate) email: Option<String>,
+    pub(crate) password: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PlatformSection {
+    pub(crate) base_domain: Option<String>,
+    pub(crate) router_url: Option<String>,
+    pub(crate) probe_url: Option<String>,
+    pub(crate) plans_file: Option<PathBuf>,
+    pub(crate) templates_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EngineSection {
+    /// How long a deploy may take until healthy, e.g. "5m".
+    #[serde(default, with = "optional_duration")]
+    pub(crate) deploy_timeout: Option<Duration>,
+    /// Pause between status polls, e.g. "5s".
+    #[serde(default, with = "optional_duration")]
+    pub(crate) poll_interval: Option<Duration>,
+    /// How long `cfa delete` waits before deleting unless `--force`, e.g. "10s".
+    #[serde(default, with = "optional_duration")]
+    pub(crate) delete_grace: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServerSection {
+    /// Coolify's server uuid.
+    pub(crate) uuid: String,
+    pub(crate) name: Option<String>,
+    pub(crate) cores: f64,
+    pub(crate) memory_gb: f64,
+    pub(crate) free_disk_gb: f64,
+    pub(crate) cpu_overcommit: Option<f64>,
+    pub(crate) memory_overcommit: Option<f64>,
+    pub(crate) disk_overcommit: Option<f64>,
+}
+
+mod optional_duration {
+    //! `"90s"`, `"5m"`: humantime durations in the file.
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        let text = Option::<String>::deserialize(deserializer)?;
+        text.map(|text| humantime::parse_duration(&text).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// The file (when there is one) with the environment laid over it.
+#[derive(Debug, Default)]
+pub(crate) struct Config {
+    pub(crate) file: ConfigFile,
+    pub(crate) source: Option<PathBuf>,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+impl Config {
+    pub(crate) fn load() -> anyhow::Result<Config> {
+        let path = match env("CFA_CONFIG") {
+            Some(path) => Some(PathBuf::from(path)),
+            None => Some(PathBuf::from("cfa.toml")).filter(|path| path.is_file()),
+        };
+        match path {
+            Some(path) => Config::from_file(&path),
+            None => Ok(Config::default()),
+        }
+    }
+
+    pub(crate) fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read the configuration `{}`", path.display()))?;
+        let file: ConfigFile = toml::from_str(&text).map_err(|error| {
+            crate::exit::usage(anyhow::format_err!(
+                "the configuration `{}` is not valid: {}\nhint: the README's Configuration section lists every key",
+                path.display(),
+                error.message()
+            ))
+        })?;
+        Ok(Config { file, source: Some(path.to_owned()) })
+    }
+
+    fn required(
+        &self,
+        variable: &str,
+        from_file: Option<&String>,
+        what: &str,
+    ) -> anyhow::Result<String> {
+        env(variable).or_else(|| from_file.cloned()).ok_or_else(|| {
+            let file = self.source.as_ref().map_or_else(
+                || "cfa.toml, or name the file in CFA_CONFIG".to_owned(),
+                |path| format!("`{}`", path.display()),
+            );
+            crate::exit::usage(anyhow::format_err!(
+                "{what} is not configured\nhint: set {variable}, or put it in {file}"
+            ))
+        })
+    }
+
+    pub(crate) fn pocketbase_url(&self) -> anyhow::Result<String> {
+        self.required("CFA_PB_URL", self.file.pocketbase.url.as_ref(), "PocketBase's URL")
+    }
+
+    pub(crate) fn pocketbase_email(&self) -> anyhow::Result<String> {
+        let email = self.file.pocketbase.email.as_ref();
+        self.required("CFA_PB_EMAIL", email, "the PocketBase superuser's e-mail")
+    }
+
+    pub(crate) fn pocketbase_password(&self) -> anyhow::Result<String> {
+        let password = self.file.pocketbase.password.as_ref();
+        self.required("CFA_PB_PASSWORD", password, "the PocketBase superuser's password")
+    }
+
+    pub(crate) fn coolify_url(&self) -> anyhow::Result<String> {
+        self.required("CFA_COOLIFY_URL", self.file.coolify.url.as_ref(), "Coolify's URL")
+    }
+
+    pub(crate) fn coolify_token(&self) -> anyhow::Result<String> {
+        self.required(
+            "CFA_COOLIFY_TOKEN",
+            self.file.coolify.token.as_ref(),
+            "the Coolify API token",
+        )
+    }
+
+    pub(crate) fn base_domain(&self) -> String {
+        env("CFA_BASE_DOMAIN")
+            .or_else(|| self.file.platform.base_domain.clone())
+            .unwrap_or_else(|| "cloudfreedom.de".to_owned())
+    }
+
+    pub(crate) fn router_url(&self) -> Option<String> {
+        env("CFA_ROUTER_URL").or_else(|| self.file.platform.router_url.clone())
+    }
+
+    pub(crate) fn probe_url(&self) -> Option<String> {
+        env("CFA_PROBE_URL").or_else(|| self.file.platform.probe_url.clone())
+    }
+
+    pub(crate) fn plans_file(&self) -> Option<PathBuf> {
+        self.file.platform.plans_file.clone()
+    }
+
+    pub(crate) fn templates_dir(&self) -> Option<PathBuf> {
+        self.file.platform.templates_dir.clone()
+    }
+
+    pub(crate) fn actor(&self) -> String {
+        env("CFA_ACTOR").unwrap_or_else(|| {
+            format!("cli:{}", env("USER").unwrap_or_else(|| "operator".to_owned()))
+        })
+    }
+
+    /// Servers by uuid, as the engine wants them.
+    pub(crate) fn servers(&self) -> BTreeMap<String, cfa_engine::ServerSettings> {
+        self.file
+            .servers
+            .iter()
+            .map(|server| {
+                let total = cfa_core::Resources::new(
+                    (server.cores * 1000.0).round() as u32,
+                    (server.memory_gb * 1024.0).round() as u32,
+                    (server.free_disk_gb * 1024.0).round() as u32,
+                );
+                let mut settings = cfa_engine::ServerSettings::new(
+                    server.name.clone().unwrap_or_else(|| server.uuid.clone()),
+                    total,
+                );
+                if let Some(ratio) = server.cpu_overcommit {
+                    settings.cpu_overcommit = ratio;
+                }
+                if let Some(ratio) = server.memory_overcommit {
+                    settings.memory_overcommit = ratio;
+                }
+                if let Some(ratio) = server.disk_overcommit {
+                    settings.disk_overcommit = ratio;
+                }
+                (server.uuid.clone(), settings)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_file_parses_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cfa.toml");
+        std::fs::write(
+            &path,
+            r#"
+[coolify]
+url = "https://coolify.example"
+requests_per_minute = 120
+[pocketbase]
+url = "http://127.0.0.1:8090"
+email = "ops@example.com"
+[platform]
+base_domain = "agents.example.com"
+router_url = "https://router.example/v1"
+[engine]
+deploy_timeout = "5m"
+[[servers]]
+uuid = "abc"
+cores = 12
+memory_gb = 31
+free_disk_gb = 24
+cpu_overcommit = 4.0
+"#,
+        )
+        .unwrap();
+        let config = Config::from_file(&path).unwrap();
+        assert_eq!(config.file.coolify.requests_per_minute, Some(120));
+        assert_eq!(config.file.engine.deploy_timeout, Some(Duration::from_secs(300)));
+        let servers = config.servers();
+        assert_eq!(servers["abc"].total, cfa_core::Resources::new(12_000, 31_744, 24_576));
+        assert_eq!(servers["abc"].cpu_overcommit, 4.0);
+
+        std::fs::write(&path, "[coolify]\nurll = \"x\"\n").unwrap();
+        let error = format!("{:#}", Config::from_file(&path).unwrap_err());
+        assert!(error.contains("unknown field `urll`"), "{error}");
+    }
+}
