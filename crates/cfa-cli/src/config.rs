@@ -295,4 +295,15 @@ cpu_overcommit = 4.0
         let error = format!("{:#}", Config::from_file(&path).unwrap_err());
         assert!(error.contains("unknown field `urll`"), "{error}");
     }
+
+    #[test]
+    fn the_readme_documents_every_environment_variable() {
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+                .unwrap();
+        let configuration = &readme[readme.find("## Configuration").unwrap()..];
+        for (name, _) in ENVIRONMENT_VARIABLES {
+            assert!(configuration.contains(name), "README's Configuration lacks {name}");
+        }
+    }
 }

@@ -89,7 +89,7 @@ pub enum EngineError {
         source: Box<PocketBaseError>,
     },
     #[error(
-        "stack `{tenant}/{stack}` did not become ready within {}: last Coolify status `{last_status}`, {last_probe}\nhint: check `cfa logs {tenant} {stack}`; rerun `cfa provision` to keep waiting or `cfa delete` to give up",
+        "stack `{tenant}/{stack}` did not become ready within {}: last Coolify status `{last_status}`, {last_probe}\nhint: check `cfa logs {tenant}/{stack}`; rerun `cfa provision` to keep waiting or `cfa delete` to give up",
         humanize(*waited)
     )]
     NotReady {
@@ -100,7 +100,7 @@ pub enum EngineError {
         last_probe: String,
     },
     #[error(
-        "stack `{tenant}/{stack}` failed to start: {reason}\nhint: check `cfa logs {tenant} {stack}` and the template's parameters, then rerun `cfa provision`"
+        "stack `{tenant}/{stack}` failed to start: {reason}\nhint: check `cfa logs {tenant}/{stack}` and the template's parameters, then rerun `cfa provision`"
     )]
     DeployFailed { tenant: String, stack: String, reason: String },
     #[error(
