@@ -148,6 +148,12 @@ impl RecordedLimits {
     }
 }
 
+/// Admission's answer and the servers it weighed.
+pub(crate) struct AdmissionDecision {
+    pub(crate) outcome: Result<cfa_core::admission::Admitted, cfa_core::AdmissionError>,
+    pub(crate) servers: Vec<ServerCapacity>,
+}
+
 /// What the provision steps share.
 #[derive(Debug, Default)]
 struct Progress {
@@ -777,29 +783,17 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let subject = context.subject;
         let _admission = self.inner.admission_lock.lock().await;
-        let all_stacks = self
-            .inner
-            .pocketbase
-            .stack_list_all(&StackFilter::default(), false)
-            .await
-            .map_err(|error| subject.pocketbase(Step::RecordPending, error))?;
-        let existing_stacks =
-            all_stacks.iter().filter(|stack| stack.tenant_id == context.tenant.id).count() as u32;
-        let servers = self.server_capacities(subject, &all_stacks).await?;
-        let standing = TenantStanding {
-            slug: context.tenant.slug.clone(),
-            plan_tier: context.tenant.plan_tier,
-            max_stacks: Some(context.tenant.max_stacks),
-            existing_stacks,
-            resource_limits: Self::tenant_resource_limits(context.tenant),
-        };
-        let admitted = match admit(AdmissionRequest {
-            plans: &self.inner.settings.plans,
-            tenant: &standing,
-            requirements: &context.rendered.requirements,
-            servers: &servers,
-            preferred_server: context.preferred_server,
-        }) {
+        let decision = self
+            .admission_decision(
+                subject,
+                context.tenant,
+                &context.rendered.requirements,
+                context.preferred_server,
+                false,
+                Step::RecordPending,
+            )
+            .await?;
+        let admitted = match decision.outcome {
             Ok(admitted) => admitted,
             Err(refusal) => {
                 let error = subject.refused(Refusal::Admission(refusal));
@@ -889,29 +883,19 @@ impl Engine {
         preferred_server: Option<&str>,
     ) -> Result<(RecordedLimits, AgentStack), EngineError> {
         let _admission = self.inner.admission_lock.lock().await;
-        let all_stacks = self
-            .inner
-            .pocketbase
-            .stack_list_all(&StackFilter::default(), false)
-            .await
-            .map_err(|error| subject.pocketbase(Step::RecordDeploying, error))?;
-        let servers = self.server_capacities(subject, &all_stacks).await?;
-        let standing = TenantStanding {
-            slug: tenant.slug.clone(),
-            plan_tier: tenant.plan_tier,
-            // The record exists: PocketBase's quota hook already counted it.
-            max_stacks: None,
-            existing_stacks: 0,
-            resource_limits: Self::tenant_resource_limits(tenant),
-        };
-        let admitted = admit(AdmissionRequest {
-            plans: &self.inner.settings.plans,
-            tenant: &standing,
-            requirements: &rendered.requirements,
-            servers: &servers,
-            preferred_server,
-        })
-        .map_err(|refusal| subject.refused(Refusal::Admission(refusal)));
+        // The record exists: PocketBase's quota hook already counted it.
+        let decision = self
+            .admission_decision(
+                subject,
+                tenant,
+                &rendered.requirements,
+                preferred_server,
+                true,
+                Step::RecordDeploying,
+            )
+            .await?;
+        let admitted =
+            decision.outcome.map_err(|refusal| subject.refused(Refusal::Admission(refusal)));
         let admitted = match admitted {
             Ok(admitted) => admitted,
             Err(error) => {
@@ -939,6 +923,44 @@ impl Engine {
             .update_record(subject, Step::RecordDeploying, record, &patch, "stack.place")
             .await?;
         Ok((recorded, updated))
+    }
+
+    /// Admission against what PocketBase records and Coolify lists now. `already_counted` is
+    /// set for a record PocketBase's quota hook counted when a tenant created it: the count
+    /// quota is then not applied a second time.
+    pub(crate) async fn admission_decision(
+        &self,
+        subject: &Subject,
+        tenant: &Tenant,
+        requirements: &cfa_core::StackRequirements,
+        preferred_server: Option<&str>,
+        already_counted: bool,
+        step: Step,
+    ) -> Result<AdmissionDecision, EngineError> {
+        let all_stacks = self
+            .inner
+            .pocketbase
+            .stack_list_all(&StackFilter::default(), false)
+            .await
+            .map_err(|error| subject.pocketbase(step, error))?;
+        let servers = self.server_capacities(subject, &all_stacks).await?;
+        let existing_stacks =
+            all_stacks.iter().filter(|stack| stack.tenant_id == tenant.id).count() as u32;
+        let standing = TenantStanding {
+            slug: tenant.slug.clone(),
+            plan_tier: tenant.plan_tier,
+            max_stacks: (!already_counted).then_some(tenant.max_stacks),
+            existing_stacks: if already_counted { 0 } else { existing_stacks },
+            resource_limits: Self::tenant_resource_limits(tenant),
+        };
+        let outcome = admit(AdmissionRequest {
+            plans: &self.inner.settings.plans,
+            tenant: &standing,
+            requirements,
+            servers: &servers,
+            preferred_server,
+        });
+        Ok(AdmissionDecision { outcome, servers })
     }
 
     /// The usable Coolify servers with what the recorded stacks reserve on each.

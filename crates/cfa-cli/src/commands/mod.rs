@@ -25,10 +25,12 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             stacks::provision(&global, &platform, args).await
         }),
         Command::Suspend(args) => block_on_platform(&mut global, |global, platform| async move {
-            stacks::suspend(&global, &platform, args).await
+            stacks::suspend_or_resume(&global, &platform, stacks::PowerOperation::Suspend, args)
+                .await
         }),
         Command::Resume(args) => block_on_platform(&mut global, |global, platform| async move {
-            stacks::resume(&global, &platform, args).await
+            stacks::suspend_or_resume(&global, &platform, stacks::PowerOperation::Resume, args)
+                .await
         }),
         Command::Upgrade(args) => block_on_platform(&mut global, |global, platform| async move {
             stacks::upgrade(&global, &platform, args).await

@@ -159,40 +159,36 @@ pub(crate) async fn provision(
     print_outcome(global, &outcome, "provisioned")
 }
 
-pub(crate) async fn suspend(
-    global: &GlobalArgs,
-    platform: &Platform,
-    args: StackOperationArgs,
-) -> anyhow::Result<()> {
-    let (tenant, stack) = split_stack_path(&args.stack)?;
-    if args.dry_run {
-        return dry_run_operation(global, platform, "suspend", &tenant, &stack).await;
-    }
-    let outcome = with_progress(
-        &format!("suspending {tenant}/{stack}"),
-        platform.engine.suspend(&tenant, &stack),
-    )
-    .await
-    .map_err(engine_error)?;
-    print_outcome(global, &outcome, "suspended (volumes kept)")
+/// Suspend or resume: the two operations that take only the stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PowerOperation {
+    Suspend,
+    Resume,
 }
 
-pub(crate) async fn resume(
+pub(crate) async fn suspend_or_resume(
     global: &GlobalArgs,
     platform: &Platform,
+    operation: PowerOperation,
     args: StackOperationArgs,
 ) -> anyhow::Result<()> {
     let (tenant, stack) = split_stack_path(&args.stack)?;
+    let (name, progress, verb) = match operation {
+        PowerOperation::Suspend => ("suspend", "suspending", "suspended (volumes kept)"),
+        PowerOperation::Resume => ("resume", "resuming", "resumed"),
+    };
     if args.dry_run {
-        return dry_run_operation(global, platform, "resume", &tenant, &stack).await;
+        return dry_run_operation(global, platform, name, &tenant, &stack).await;
     }
-    let outcome = with_progress(
-        &format!("resuming {tenant}/{stack}"),
-        platform.engine.resume(&tenant, &stack),
-    )
-    .await
-    .map_err(engine_error)?;
-    print_outcome(global, &outcome, "resumed")
+    let work = async {
+        match operation {
+            PowerOperation::Suspend => platform.engine.suspend(&tenant, &stack).await,
+            PowerOperation::Resume => platform.engine.resume(&tenant, &stack).await,
+        }
+    };
+    let outcome =
+        with_progress(&format!("{progress} {tenant}/{stack}"), work).await.map_err(engine_error)?;
+    print_outcome(global, &outcome, verb)
 }
 
 pub(crate) async fn upgrade(

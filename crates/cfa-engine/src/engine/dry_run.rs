@@ -6,14 +6,13 @@
 //! its admission decision and its list of API calls are the ones a real run would make now.
 
 use cfa_core::plan::BackupPolicy;
-use cfa_core::{AdmissionError, Resources, StackStatus};
+use cfa_core::{Resources, StackStatus};
 use cfa_pocketbase::StackFilter;
 use cfa_templates::EnvironmentEntry;
 
 use super::{Engine, Progress, ProvisionRequest, RecordedLimits, is_running_status};
 use crate::error::{EngineError, Subject};
 use crate::steps::{ProvisionObservation, Step, plan_provision};
-use cfa_core::admission::{AdmissionRequest, TenantStanding, admit};
 
 /// The admission decision of a dry run.
 #[derive(Debug, Clone, PartialEq)]
@@ -196,33 +195,20 @@ impl Engine {
         record_exists: bool,
         request: &ProvisionRequest,
     ) -> Result<DryRunAdmission, EngineError> {
-        let all_stacks = self
-            .inner
-            .pocketbase
-            .stack_list_all(&StackFilter::default(), false)
-            .await
-            .map_err(|error| subject.pocketbase(Step::RecordPending, error))?;
-        let servers = self.server_capacities(subject, &all_stacks).await?;
-        let existing_stacks =
-            all_stacks.iter().filter(|stack| stack.tenant_id == tenant.id).count() as u32;
-        let standing = TenantStanding {
-            slug: tenant.slug.clone(),
-            plan_tier: tenant.plan_tier,
-            // A record created through PocketBase was counted by its quota hook already.
-            max_stacks: if record_exists { None } else { Some(tenant.max_stacks) },
-            existing_stacks: if record_exists { 0 } else { existing_stacks },
-            resource_limits: Self::tenant_resource_limits(tenant),
-        };
-        let decision = admit(AdmissionRequest {
-            plans: &self.inner.settings.plans,
-            tenant: &standing,
-            requirements: &rendered.requirements,
-            servers: &servers,
-            preferred_server: request.preferred_server.as_deref(),
-        });
-        Ok(match decision {
+        let decision = self
+            .admission_decision(
+                subject,
+                tenant,
+                &rendered.requirements,
+                request.preferred_server.as_deref(),
+                record_exists,
+                Step::RecordPending,
+            )
+            .await?;
+        Ok(match decision.outcome {
             Ok(admitted) => {
-                let server_name = servers
+                let server_name = decision
+                    .servers
                     .iter()
                     .find(|server| server.id == admitted.server_id)
                     .map(|server| server.name.clone())
@@ -233,7 +219,7 @@ impl Engine {
                     limits: admitted.limits,
                 }
             }
-            Err(refusal) => DryRunAdmission::Refused { reason: refusal_text(&refusal) },
+            Err(refusal) => DryRunAdmission::Refused { reason: refusal.to_string() },
         })
     }
 
@@ -336,8 +322,4 @@ impl Engine {
             calls: steps.iter().flat_map(|step| calls_of(*step, false, false, true)).collect(),
         })
     }
-}
-
-fn refusal_text(refusal: &AdmissionError) -> String {
-    refusal.to_string()
 }
