@@ -345,9 +345,27 @@ async fn demo(
         eprintln_status(
             "serving; Ctrl-C stops PocketBase and the sandbox (data is kept; --reset clears it)",
         );
-        tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+        wait_for_stop().await?;
     }
     sandbox.shutdown().await;
     let _ = pocketbase.child.kill().await;
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM from a service manager: both end the demo cleanly (PocketBase stopped).
+async fn wait_for_stop() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("cannot listen for SIGTERM")?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.context("cannot wait for Ctrl-C"),
+            _ = terminate.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")
+    }
 }
