@@ -45,7 +45,7 @@ use crate::settings::EngineSettings;
 use crate::steps::{ProvisionObservation, Step, plan_provision};
 
 mod dry_run;
-pub use dry_run::{DryRunAdmission, OperationDryRun, ProvisionDryRun};
+pub use dry_run::{DryRunAdmission, OperationDryRun, ProvisionDryRun, StackHealth};
 
 /// The Coolify environment every stack lives in (Coolify creates it with the project).
 const ENVIRONMENT: &str = "production";

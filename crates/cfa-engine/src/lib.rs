@@ -17,7 +17,8 @@ mod settings;
 pub mod steps;
 
 pub use engine::{
-    DryRunAdmission, Engine, OperationDryRun, ProvisionDryRun, ProvisionRequest, StackOutcome,
+    DryRunAdmission, Engine, OperationDryRun, ProvisionDryRun, ProvisionRequest, StackHealth,
+    StackOutcome,
 };
 pub use error::{EngineError, ErrorClass, Refusal};
 pub use settings::{EngineSettings, Failpoint, Injected, ProbeSettings, ServerSettings};

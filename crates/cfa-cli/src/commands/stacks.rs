@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use cfa_core::{ProbeOutcome, judge_health};
 use cfa_engine::{
     DryRunAdmission, OperationDryRun, ProvisionDryRun, ProvisionRequest, StackOutcome,
 };
@@ -533,21 +532,8 @@ pub(crate) async fn status(
     }
     let mut report = Vec::new();
     for (slug, record) in &rows {
-        let coolify_status = match &record.coolify_service_uuid {
-            Some(uuid) if !uuid.is_empty() => {
-                match platform.coolify.get_service_by_uuid(uuid).await {
-                    Ok(service) => service.status,
-                    Err(error) if error.is_not_found() => "missing in Coolify".to_owned(),
-                    Err(error) => format!(
-                        "unknown ({})",
-                        error.to_string().lines().next().unwrap_or_default()
-                    ),
-                }
-            }
-            _ => "not created".to_owned(),
-        };
-        let judgement = judge_health(&coolify_status, &ProbeOutcome::NotApplicable);
-        report.push((slug.clone(), record.clone(), coolify_status, judgement));
+        let health = platform.engine.health(record).await;
+        report.push((slug.clone(), record.clone(), health.coolify_status, health.judgement));
     }
     match global.output {
         OutputFormat::Json => output::print_json(&Value::Array(

@@ -5,13 +5,17 @@
 //! A dry run reads PocketBase and Coolify (tenant, records, servers, projects, the service) so
 //! its admission decision and its list of API calls are the ones a real run would make now.
 
+use cfa_core::health::{CoolifyState, CoolifyStatus};
 use cfa_core::plan::BackupPolicy;
-use cfa_core::{Resources, StackStatus};
-use cfa_pocketbase::StackFilter;
+use cfa_core::{
+    HealthJudgement, HealthVerdict, ProbeOutcome, Resources, StackStatus, judge_health,
+};
+use cfa_pocketbase::{AgentStack, StackFilter};
 use cfa_templates::EnvironmentEntry;
 
 use super::{Engine, Progress, ProvisionRequest, RecordedLimits, is_running_status};
 use crate::error::{EngineError, Subject};
+use crate::probe::probe;
 use crate::steps::{ProvisionObservation, Step, plan_provision};
 
 /// The admission decision of a dry run.
@@ -44,6 +48,15 @@ pub struct ProvisionDryRun {
     pub steps: Vec<Step>,
     /// The HTTP calls of those steps, e.g. `POST /api/v1/services`.
     pub calls: Vec<String>,
+}
+
+/// A stack's health as [`Engine::health`] saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackHealth {
+    /// Coolify's status string, or why there is none (`not created`, `missing in Coolify`).
+    pub coolify_status: String,
+    pub probe: ProbeOutcome,
+    pub judgement: HealthJudgement,
 }
 
 /// What a dry run of suspend, resume, upgrade or delete found and would do.
@@ -221,6 +234,45 @@ impl Engine {
             }
             Err(refusal) => DryRunAdmission::Refused { reason: refusal.to_string() },
         })
+    }
+
+    /// A stack's health now: Coolify's status string and, where the stack has a URL and its
+    /// containers run, our own probe, judged together (as readiness is). Writes nothing.
+    pub async fn health(&self, record: &AgentStack) -> StackHealth {
+        let coolify_status =
+            match record.coolify_service_uuid.as_deref().filter(|uuid| !uuid.is_empty()) {
+                None => "not created".to_owned(),
+                Some(uuid) => match self.inner.coolify.get_service_by_uuid(uuid).await {
+                    Ok(service) => service.status,
+                    Err(error) if error.is_not_found() => "missing in Coolify".to_owned(),
+                    Err(error) => format!(
+                        "unknown ({})",
+                        error.to_string().lines().next().unwrap_or_default()
+                    ),
+                },
+            };
+        let domain = record.domain.as_deref().filter(|domain| !domain.is_empty());
+        let probe_outcome = match domain {
+            Some(domain)
+                if CoolifyStatus::parse(&coolify_status).state == CoolifyState::Running =>
+            {
+                probe(&self.inner.http, &self.inner.settings.probe, domain).await
+            }
+            Some(_) => ProbeOutcome::Failed {
+                reason: "not probed: the containers are not running".to_owned(),
+            },
+            None => ProbeOutcome::NotApplicable,
+        };
+        let mut judgement = judge_health(&coolify_status, &probe_outcome);
+        // The pure judge cannot tell a deploy still warming up from a stack that stopped
+        // serving; the record can: one that reached `running` and no longer answers is unhealthy.
+        if record.status == StackStatus::Running && judgement.verdict == HealthVerdict::Starting {
+            judgement = HealthJudgement {
+                verdict: HealthVerdict::Unhealthy,
+                reason: format!("was running, now: {}", judgement.reason),
+            };
+        }
+        StackHealth { coolify_status, probe: probe_outcome, judgement }
     }
 
     /// Every usable Coolify server with its machine, reserve, ratios and what the recorded

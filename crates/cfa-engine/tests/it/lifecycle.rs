@@ -179,6 +179,16 @@ async fn a_stack_with_a_url_is_not_running_until_the_probe_answers() {
     assert_eq!(outcome.status, StackStatus::Running);
     assert_eq!(outcome.service_uuid, record.coolify_service_uuid);
     assert_eq!(world.coolify_counts("probe", "agent").await, (1, 1));
+
+    // Health after the fact judges Coolify and the probe together, like readiness does.
+    let record = world.stacks_of(&tenant_id).await.remove(0);
+    let health = world.engine().health(&record).await;
+    assert_eq!(health.coolify_status, "running:healthy");
+    assert_eq!(health.judgement.verdict, cfa_core::HealthVerdict::Healthy, "{health:?}");
+    world.router.broken.store(true, std::sync::atomic::Ordering::Relaxed);
+    let health = world.engine().health(&record).await;
+    assert_eq!(health.judgement.verdict, cfa_core::HealthVerdict::Unhealthy, "{health:?}");
+    assert!(health.judgement.reason.contains("502"), "{}", health.judgement.reason);
 }
 
 #[tokio::test]
