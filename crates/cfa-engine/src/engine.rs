@@ -44,8 +44,8 @@ use crate::probe::{describe, probe};
 use crate::settings::EngineSettings;
 use crate::steps::{ProvisionObservation, Step, plan_provision};
 
-mod dry_run;
-pub use dry_run::{DryRunAdmission, OperationDryRun, ProvisionDryRun, StackHealth};
+mod read_only;
+pub use read_only::{DryRunAdmission, OperationDryRun, ProvisionDryRun, StackHealth};
 
 /// The Coolify environment every stack lives in (Coolify creates it with the project).
 const ENVIRONMENT: &str = "production";

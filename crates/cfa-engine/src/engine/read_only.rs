@@ -1,4 +1,4 @@
-//! Dry runs and read-only views (capacity): what an operation would do, decided from the same reads a real run makes, with
+//! Read-only operations: dry runs, the capacity view and health. What an operation would do,
 //! nothing written anywhere. Secret values never leave this module (the environment is redacted
 //! and the compose holds only `${NAME}` references).
 //!
