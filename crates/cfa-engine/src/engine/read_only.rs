@@ -1,5 +1,5 @@
-//! Read-only operations: dry runs, the capacity view and health. What an operation would do,
-//! nothing written anywhere. Secret values never leave this module (the environment is redacted
+//! Read-only operations: dry runs (what an operation would do), the capacity view and health.
+//! Nothing is written anywhere. Secret values never leave this module (the environment is redacted
 //! and the compose holds only `${NAME}` references).
 //!
 //! A dry run reads PocketBase and Coolify (tenant, records, servers, projects, the service) so
