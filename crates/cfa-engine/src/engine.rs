@@ -5,8 +5,9 @@
 //! - One per-stack lock around every operation on a stack, one per-tenant lock around "ensure
 //!   project" (never two projects), one admission lock around "admit + create record" (capacity
 //!   is not promised twice in this process). Across processes, PocketBase's unique
-//!   (tenant_id, stack_name) index and its quota hook are the guards, and a project created
-//!   twice by two processes is reduced to one by a re-check after create.
+//!   (tenant_id, stack_name) index and its quota hook guard the record, and every Coolify
+//!   project or service created is audited and settled against the other racers' (the oldest
+//!   audited one wins, losers remove theirs: `engine/claims.rs`).
 //! - Every step is idempotent; a rerun after a crash observes and plans only what is missing
 //!   ([`crate::steps::plan_provision`]).
 //! - Secrets go to Coolify's env API only (`is_literal`), are never stored in PocketBase (its
@@ -44,7 +45,9 @@ use crate::probe::{describe, probe};
 use crate::settings::EngineSettings;
 use crate::steps::{ProvisionObservation, Step, plan_provision};
 
+mod claims;
 mod read_only;
+use claims::Created;
 pub use read_only::{DryRunAdmission, OperationDryRun, ProvisionDryRun, StackHealth};
 
 /// The Coolify environment every stack lives in (Coolify creates it with the project).
@@ -161,6 +164,8 @@ struct Progress {
     project_uuid: Option<String>,
     service_uuid: Option<String>,
     recorded: Option<RecordedLimits>,
+    /// This run created the service from the rendered compose (so its hash is what runs).
+    created_service: bool,
 }
 
 fn sha256(text: &str) -> String {
@@ -489,7 +494,15 @@ impl Engine {
             progress.recorded = Some(recorded);
             progress.record = Some(updated);
         }
-        let observed = self.observe(&subject, &slug, &stack_name, &mut progress).await?;
+        let observed = match self.observe(&subject, &slug, &stack_name, &mut progress).await {
+            Ok(observed) => observed,
+            Err(error) => {
+                if let Some(record) = &progress.record {
+                    self.record_failure(&subject, "stack.provision", &record.id, &error).await;
+                }
+                return Err(error);
+            }
+        };
         let plan = self.inner.settings.plans.plan(tenant.plan_tier);
         let wants_backups =
             matches!(plan.backups, BackupPolicy::Daily { .. }) && rendered.requirements.disk_mb > 0;
@@ -533,14 +546,19 @@ impl Engine {
     ) -> Result<ProvisionObservation, EngineError> {
         let coolify = &self.inner.coolify;
         let project_name = coolify_project_name(slug);
-        let projects = coolify
-            .list_projects()
-            .await
-            .map_err(|error| subject.coolify(Step::EnsureProject, error))?;
-        let mut ours: Vec<_> =
-            projects.into_iter().filter(|project| project.name == project_name).collect();
-        ours.sort_by(|a, b| a.uuid.cmp(&b.uuid));
-        progress.project_uuid = ours.first().map(|project| project.uuid.clone());
+        let list_projects = || async {
+            let projects = coolify
+                .list_projects()
+                .await
+                .map_err(|error| subject.coolify(Step::EnsureProject, error))?;
+            Ok(projects
+                .into_iter()
+                .filter(|project| project.name == project_name)
+                .map(|project| project.uuid)
+                .collect())
+        };
+        progress.project_uuid =
+            self.agreed_candidate(subject, Created::Project, list_projects).await?;
 
         let record_service =
             progress.record.as_ref().and_then(|record| record.coolify_service_uuid.clone());
@@ -562,24 +580,33 @@ impl Engine {
         {
             let service_name = coolify_service_name(stack_name);
             let marker = service_marker(slug.as_str(), stack_name.as_str());
-            match coolify.get_environment_by_name_or_uuid(project_uuid, ENVIRONMENT).await {
-                Ok(environment) => {
-                    let mut found: Vec<_> = environment
+            let list_services = || async {
+                match coolify.get_environment_by_name_or_uuid(project_uuid, ENVIRONMENT).await {
+                    Ok(environment) => Ok(environment
                         .services
                         .into_iter()
                         .filter(|service| {
                             service.name == service_name
                                 && service.description.as_deref() == Some(marker.as_str())
                         })
-                        .collect();
-                    found.sort_by(|a, b| a.uuid.cmp(&b.uuid));
-                    if let Some(service) = found.into_iter().next() {
-                        service_status = Some(service.status);
-                        progress.service_uuid = Some(service.uuid);
-                    }
+                        .map(|service| service.uuid)
+                        .collect()),
+                    Err(error) if error.is_not_found() => Ok(Vec::new()),
+                    Err(error) => Err(subject.coolify(Step::EnsureEnvironment, error)),
                 }
-                Err(error) if error.is_not_found() => {}
-                Err(error) => return Err(subject.coolify(Step::EnsureEnvironment, error)),
+            };
+            if let Some(uuid) =
+                self.agreed_candidate(subject, Created::Service, list_services).await?
+            {
+                // A service a crashed or concurrent run created: its status decides the start.
+                match coolify.get_service_by_uuid(&uuid).await {
+                    Ok(service) => {
+                        service_status = Some(service.status);
+                        progress.service_uuid = Some(uuid);
+                    }
+                    Err(error) if error.is_not_found() => {}
+                    Err(error) => return Err(subject.coolify(Step::CreateService, error)),
+                }
             }
         }
         Ok(ProvisionObservation {
@@ -604,6 +631,10 @@ impl Engine {
             Step::RecordPending => self.create_record(context, progress).await,
             Step::RecordDeploying => {
                 let record = required(progress.record.as_ref(), subject)?;
+                if matches!(record.status, StackStatus::Deploying | StackStatus::Running) {
+                    // A concurrent run (another process) got here first, or even finished.
+                    return Ok(());
+                }
                 let mut status = record.status;
                 if status == StackStatus::Error {
                     status = next(status, StackEvent::Retry)
@@ -674,7 +705,28 @@ impl Engine {
                     .await
                     .map_err(|error| subject.coolify(step, error))?;
                 tracing::info!(tenant = %subject.tenant, stack = %subject.stack, service_uuid = %created.uuid, "created the Coolify service");
-                progress.service_uuid = Some(created.uuid);
+                let service_name = coolify_service_name(context.stack_name);
+                let marker = service_marker(context.slug.as_str(), context.stack_name.as_str());
+                let list_existing = || async {
+                    let environment = coolify
+                        .get_environment_by_name_or_uuid(&request.project_uuid, ENVIRONMENT)
+                        .await
+                        .map_err(|error| subject.coolify(step, error))?;
+                    Ok(environment
+                        .services
+                        .into_iter()
+                        .filter(|service| {
+                            service.name == service_name
+                                && service.description.as_deref() == Some(marker.as_str())
+                        })
+                        .map(|service| service.uuid)
+                        .collect())
+                };
+                let winner = self
+                    .settle_creation(subject, Created::Service, &created.uuid, list_existing)
+                    .await?;
+                progress.created_service = winner == created.uuid;
+                progress.service_uuid = Some(winner);
                 Ok(())
             }
             Step::AdoptService => {
@@ -737,13 +789,24 @@ impl Engine {
             }
             Step::RecordRunning => {
                 let record = required(progress.record.as_ref(), subject)?;
+                // Our copy may be a concurrent run's `pending` or failed `error`: walk the
+                // lifecycle from there, since this run did reach ready.
                 let status = match record.status {
-                    StackStatus::Running => StackStatus::Running,
-                    status => next(status, StackEvent::DeploySucceeded)
-                        .map_err(|error| invalid_state(subject, record, &error))?,
-                };
+                    StackStatus::Running => Ok(StackStatus::Running),
+                    StackStatus::Error => next(StackStatus::Error, StackEvent::Retry)
+                        .and_then(|pending| next(pending, StackEvent::DeployStarted))
+                        .and_then(|deploying| next(deploying, StackEvent::DeploySucceeded)),
+                    StackStatus::Pending => next(StackStatus::Pending, StackEvent::DeployStarted)
+                        .and_then(|deploying| next(deploying, StackEvent::DeploySucceeded)),
+                    status => next(status, StackEvent::DeploySucceeded),
+                }
+                .map_err(|error| invalid_state(subject, record, &error))?;
                 let mut recorded = required(progress.recorded.as_ref(), subject)?.clone();
-                recorded.compose_sha256 = Some(sha256(&context.rendered.compose_yaml));
+                // The hash says which compose Coolify runs: ours when this run created the
+                // service; else the one recorded before (an upgrade compares against it).
+                if progress.created_service || recorded.compose_sha256.is_none() {
+                    recorded.compose_sha256 = Some(sha256(&context.rendered.compose_yaml));
+                }
                 let patch = StackPatch {
                     status: Some(status),
                     coolify_project_uuid: progress.project_uuid.clone(),
@@ -1015,15 +1078,15 @@ impl Engine {
                 .list_projects()
                 .await
                 .map_err(|error| subject.coolify(Step::EnsureProject, error))?;
-            let mut ours: Vec<String> = projects
-                .into_iter()
-                .filter(|project| project.name == name)
-                .map(|project| project.uuid)
-                .collect();
-            ours.sort();
-            Ok::<_, EngineError>(ours)
+            Ok::<_, EngineError>(
+                projects
+                    .into_iter()
+                    .filter(|project| project.name == name)
+                    .map(|project| project.uuid)
+                    .collect::<Vec<String>>(),
+            )
         };
-        if let Some(uuid) = find().await?.into_iter().next() {
+        if let Some(uuid) = self.agreed_candidate(subject, Created::Project, find).await? {
             return Ok(uuid);
         }
         let created = coolify
@@ -1033,19 +1096,9 @@ impl Engine {
             })
             .await
             .map_err(|error| subject.coolify(Step::EnsureProject, error))?;
-        // Another process may have created one at the same time: keep the smallest uuid and
-        // remove ours if it lost (it is still empty).
-        let ours = find().await?;
-        let keep = ours.first().cloned().unwrap_or_else(|| created.clone());
-        if keep != created {
-            tracing::warn!(tenant = %subject.tenant, project_uuid = %created, "a concurrent run created the same project; removing ours");
-            if let Err(error) = coolify.delete_project_by_uuid(&created).await {
-                tracing::warn!(tenant = %subject.tenant, error = %error, "cannot remove the duplicate project");
-            }
-        } else {
-            tracing::info!(tenant = %subject.tenant, project_uuid = %created, "created the tenant's Coolify project");
-        }
-        Ok(keep)
+        tracing::info!(tenant = %subject.tenant, project_uuid = %created, "created the tenant's Coolify project");
+        // Another process may have created one at the same time (see `claims`).
+        self.settle_creation(subject, Created::Project, &created, find).await
     }
 
     async fn set_environment(
@@ -1368,15 +1421,26 @@ impl Engine {
                 tenant: subject.tenant.clone(),
                 stack: subject.stack.clone(),
             })?;
-        if record.status != StackStatus::Running {
-            return Err(EngineError::InvalidState {
-                tenant: subject.tenant.clone(),
-                stack: subject.stack.clone(),
-                status: record.status.to_string(),
-                action: "upgraded",
-                hint: "only a running stack is upgraded; resume or provision it first".to_owned(),
-            });
-        }
+        // `deploying` or `error` with a service: an upgrade (or resume) that was interrupted or
+        // failed; rerunning it finishes the job, restarting even when nothing differs anymore.
+        let resuming = match record.status {
+            StackStatus::Running => false,
+            StackStatus::Deploying | StackStatus::Error
+                if record.coolify_service_uuid.is_some() =>
+            {
+                true
+            }
+            _ => {
+                return Err(EngineError::InvalidState {
+                    tenant: subject.tenant.clone(),
+                    stack: subject.stack.clone(),
+                    status: record.status.to_string(),
+                    action: "upgraded",
+                    hint: "only a running stack is upgraded; resume or provision it first"
+                        .to_owned(),
+                });
+            }
+        };
         let template = self.template(&record.template)?;
         let service_uuid =
             record.coolify_service_uuid.clone().ok_or_else(|| EngineError::InvalidState {
@@ -1419,16 +1483,34 @@ impl Engine {
                 .get(&entry.name)
                 .is_none_or(|value| value.as_deref() != Some(entry.value.as_str()))
         });
-        tracing::info!(tenant = %subject.tenant, stack = %subject.stack, compose_changed, environment_changed, "upgrade");
-        if !compose_changed && !environment_changed {
+        tracing::info!(tenant = %subject.tenant, stack = %subject.stack, compose_changed, environment_changed, resuming, "upgrade");
+        if !compose_changed && !environment_changed && !resuming {
             return Ok(outcome(&subject, &record, false));
         }
-        let deploying = next(StackStatus::Running, StackEvent::UpgradeStarted)
-            .map_err(|error| invalid_state(&subject, &record, &error))?;
-        let patch = StackPatch { status: Some(deploying), ..StackPatch::default() };
-        let record = self
-            .update_record(&subject, Step::RecordDeploying, &record, &patch, "stack.upgrade")
-            .await?;
+        let record = match record.status {
+            StackStatus::Deploying => record,
+            status => {
+                let deploying = match status {
+                    StackStatus::Error => next(status, StackEvent::Retry)
+                        .and_then(|pending| next(pending, StackEvent::DeployStarted)),
+                    _ => next(status, StackEvent::UpgradeStarted),
+                }
+                .map_err(|error| invalid_state(&subject, &record, &error))?;
+                let patch = StackPatch {
+                    status: Some(deploying),
+                    error_message: Some(String::new()),
+                    ..StackPatch::default()
+                };
+                self.update_record(
+                    &subject,
+                    Step::RecordDeploying,
+                    &record,
+                    &patch,
+                    "stack.upgrade",
+                )
+                .await?
+            }
+        };
         let result = async {
             if compose_changed {
                 let request = UpdateServiceRequest {
@@ -1460,6 +1542,8 @@ impl Engine {
                 compose_sha256: None,
             });
             recorded.compose_sha256 = Some(compose_hash.clone());
+            // A plan change re-renders with other limits: they are what the stack reserves now.
+            recorded.limits = rendered.limits;
             let status = next(StackStatus::Deploying, StackEvent::DeploySucceeded)
                 .map_err(|error| invalid_state(&subject, &record, &error))?;
             let patch = StackPatch {

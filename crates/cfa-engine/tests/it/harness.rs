@@ -19,6 +19,8 @@ use serde_json::json;
 
 pub(crate) const BOT_TOKEN: &str = "123456789:AAsecretBotTokenValue-abcdefghij";
 pub(crate) const ROUTER_KEY: &str = "sk-router-secret-key-0123456789";
+/// The Router key after a rotation (an upgrade that changes a secret).
+pub(crate) const ROUTER_KEY_ROTATED: &str = "sk-router-rotated-key-9876543210";
 
 /// Every log line of every test, for the secrets check (our crates at TRACE).
 pub(crate) fn captured_logs() -> &'static Mutex<Vec<u8>> {
@@ -82,7 +84,8 @@ async fn route(State(router): State<Router>, headers: HeaderMap) -> StatusCode {
 
 pub(crate) struct World {
     pub(crate) pocketbase: TestPocketBase,
-    pub(crate) sandbox: SandboxHandle,
+    /// Shared so failpoint closures can inject faults mid-operation.
+    pub(crate) sandbox: Arc<SandboxHandle>,
     pub(crate) pb: PocketBaseClient,
     pub(crate) coolify: CoolifyClient,
     pub(crate) router: Router,
@@ -90,11 +93,21 @@ pub(crate) struct World {
 }
 
 pub(crate) fn coolify_client(sandbox: &SandboxHandle) -> CoolifyClient {
-    let mut config = CoolifyConfig::new(sandbox.base_url(), ApiToken::new(sandbox.token()));
+    coolify_client_at(&sandbox.base_url(), sandbox.token(), |_| {})
+}
+
+/// A client for `base_url` with the tests' settings, adjusted by `adjust`.
+pub(crate) fn coolify_client_at(
+    base_url: &str,
+    token: &str,
+    adjust: impl FnOnce(&mut CoolifyConfig),
+) -> CoolifyClient {
+    let mut config = CoolifyConfig::new(base_url, ApiToken::new(token));
     config.requests_per_minute = 100_000;
     config.retry_base_delay = Duration::from_millis(20);
     config.max_retry_delay = Duration::from_millis(200);
     config.timeout = Duration::from_secs(5);
+    adjust(&mut config);
     CoolifyClient::new(config).unwrap()
 }
 
@@ -115,7 +128,7 @@ impl World {
             ..SandboxConfig::default()
         };
         adjust(&mut config);
-        let sandbox = Sandbox::start(config).await.unwrap();
+        let sandbox = Arc::new(Sandbox::start(config).await.unwrap());
         let coolify = coolify_client(&sandbox);
         let router = Router { coolify: coolify.clone(), broken: Arc::new(AtomicBool::new(false)) };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -143,8 +156,17 @@ impl World {
     }
 
     pub(crate) fn engine_with(&self, settings: EngineSettings) -> Engine {
+        self.engine_with_coolify(self.coolify.clone(), settings)
+    }
+
+    /// An engine with its own Coolify client (a second process, a proxy, other timeouts).
+    pub(crate) fn engine_with_coolify(
+        &self,
+        coolify: CoolifyClient,
+        settings: EngineSettings,
+    ) -> Engine {
         let catalogue = Catalogue::load(&repository_templates_dir()).unwrap();
-        Engine::new(self.coolify.clone(), self.pb.clone(), catalogue, settings)
+        Engine::new(coolify, self.pb.clone(), catalogue, settings)
     }
 
     pub(crate) fn engine_with_failpoint(&self, failpoint: Failpoint) -> Engine {
@@ -257,4 +279,80 @@ pub(crate) fn base_llm_request(tenant: &str, stack: &str) -> ProvisionRequest {
         .collect(),
         ..bot_request(tenant, stack)
     }
+}
+
+/// A TCP stand-in for the network between the engine and Coolify: while `down`, it cuts every
+/// open connection and every new one, as an unreachable Coolify would.
+pub(crate) struct CoolifyLink {
+    pub(crate) base_url: String,
+    down: tokio::sync::watch::Sender<bool>,
+}
+
+impl CoolifyLink {
+    pub(crate) async fn start(upstream: std::net::SocketAddr) -> CoolifyLink {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let (down, _) = tokio::sync::watch::channel(false);
+        let down_for_loop = down.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut down = down_for_loop.subscribe();
+                if *down.borrow() {
+                    drop(inbound);
+                    continue;
+                }
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = down.wait_for(|down| *down) => {}
+                    }
+                });
+            }
+        });
+        CoolifyLink { base_url, down }
+    }
+
+    pub(crate) fn set_down(&self, down: bool) {
+        self.down.send_replace(down);
+    }
+}
+
+/// No secret value in any stack record, any audit entry or any log line captured so far.
+pub(crate) async fn assert_no_secret_anywhere(world: &World, errors: &[String]) {
+    let stacks = world
+        .pb
+        .call_raw(reqwest::Method::GET, "api/collections/agent_stacks/records?perPage=500", None)
+        .await
+        .unwrap()
+        .unwrap()
+        .to_string();
+    let audit = world
+        .pb
+        .call_raw(reqwest::Method::GET, "api/collections/audit_log/records?perPage=500", None)
+        .await
+        .unwrap()
+        .unwrap()
+        .to_string();
+    assert!(audit.contains("stack."), "the audit log is read: {audit}");
+    let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+    assert!(logs.contains("TELEGRAM_BOT_TOKEN"), "env keys are logged, so logs are captured");
+    for secret in [BOT_TOKEN, ROUTER_KEY, ROUTER_KEY_ROTATED] {
+        assert!(!stacks.contains(secret), "secret in agent_stacks");
+        assert!(!audit.contains(secret), "secret in audit_log");
+        assert!(!logs.contains(secret), "secret in the logs");
+        for error in errors {
+            assert!(!error.contains(secret), "secret in an error: {error}");
+        }
+    }
+}
+
+/// `engine.provision` owning its request, for `join_all` over many.
+pub(crate) async fn provision(
+    engine: &Engine,
+    request: ProvisionRequest,
+) -> Result<cfa_engine::StackOutcome, cfa_engine::EngineError> {
+    engine.provision(&request).await
 }

@@ -1,5 +1,6 @@
 //! Integration tests of the engine against the real PocketBase and the Coolify sandbox.
 
+mod concurrency;
 mod faults;
 mod harness;
 mod lifecycle;
