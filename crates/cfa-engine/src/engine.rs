@@ -113,6 +113,8 @@ struct Inner {
     tenant_locks: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
     stack_locks: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
     admission_lock: Mutex<()>,
+    /// Each server's destination for new services (one lookup per server and process).
+    destinations: StdMutex<HashMap<String, Option<String>>>,
 }
 
 /// The record's `resource_limits` json. The Coolify server uuid is stored with the limits
@@ -166,6 +168,8 @@ struct Progress {
     recorded: Option<RecordedLimits>,
     /// This run created the service from the rendered compose (so its hash is what runs).
     created_service: bool,
+    /// The project's `production` environment was seen (or came with a project created now).
+    environment_known: bool,
 }
 
 fn sha256(text: &str) -> String {
@@ -221,6 +225,7 @@ impl Engine {
                 tenant_locks: StdMutex::new(HashMap::new()),
                 stack_locks: StdMutex::new(HashMap::new()),
                 admission_lock: Mutex::new(()),
+                destinations: StdMutex::new(HashMap::new()),
             }),
         }
     }
@@ -580,24 +585,28 @@ impl Engine {
         {
             let service_name = coolify_service_name(stack_name);
             let marker = service_marker(slug.as_str(), stack_name.as_str());
+            let environment_seen = std::sync::atomic::AtomicBool::new(false);
             let list_services = || async {
                 match coolify.get_environment_by_name_or_uuid(project_uuid, ENVIRONMENT).await {
-                    Ok(environment) => Ok(environment
-                        .services
-                        .into_iter()
-                        .filter(|service| {
-                            service.name == service_name
-                                && service.description.as_deref() == Some(marker.as_str())
-                        })
-                        .map(|service| service.uuid)
-                        .collect()),
+                    Ok(environment) => Ok({
+                        environment_seen.store(true, std::sync::atomic::Ordering::Relaxed);
+                        environment
+                            .services
+                            .into_iter()
+                            .filter(|service| {
+                                service.name == service_name
+                                    && service.description.as_deref() == Some(marker.as_str())
+                            })
+                            .map(|service| service.uuid)
+                            .collect()
+                    }),
                     Err(error) if error.is_not_found() => Ok(Vec::new()),
                     Err(error) => Err(subject.coolify(Step::EnsureEnvironment, error)),
                 }
             };
-            if let Some(uuid) =
-                self.agreed_candidate(subject, Created::Service, list_services).await?
-            {
+            let agreed = self.agreed_candidate(subject, Created::Service, list_services).await?;
+            progress.environment_known = environment_seen.into_inner();
+            if let Some(uuid) = agreed {
                 // A service a crashed or concurrent run created: its status decides the start.
                 match coolify.get_service_by_uuid(&uuid).await {
                     Ok(service) => {
@@ -653,11 +662,20 @@ impl Engine {
                 Ok(())
             }
             Step::EnsureProject => {
-                let project_uuid = self.ensure_project(subject, context.slug).await?;
+                if progress.project_uuid.is_some() {
+                    // Observed (and agreed on) a moment ago.
+                    return Ok(());
+                }
+                let (project_uuid, created) = self.ensure_project(subject, context.slug).await?;
                 progress.project_uuid = Some(project_uuid);
+                // Coolify creates `production` with every project.
+                progress.environment_known |= created;
                 Ok(())
             }
             Step::EnsureEnvironment => {
+                if progress.environment_known {
+                    return Ok(());
+                }
                 let project_uuid = required(progress.project_uuid.as_ref(), subject)?;
                 let environments = coolify
                     .get_environments(project_uuid)
@@ -675,16 +693,7 @@ impl Engine {
             Step::CreateService => {
                 let project_uuid = required(progress.project_uuid.as_ref(), subject)?.clone();
                 let recorded = required(progress.recorded.as_ref(), subject)?;
-                let destinations = coolify
-                    .list_server_destinations(&recorded.server_uuid)
-                    .await
-                    .map_err(|error| subject.coolify(step, error))?;
-                // Coolify's default destination is the network `coolify`; prefer it.
-                let destination = destinations
-                    .iter()
-                    .find(|destination| destination.network == "coolify")
-                    .or_else(|| destinations.first())
-                    .map(|destination| destination.uuid.clone());
+                let destination = self.destination(subject, &recorded.server_uuid).await?;
                 let request = CreateServiceRequest {
                     project_uuid,
                     environment: EnvironmentRef::Name(ENVIRONMENT.to_owned()),
@@ -700,10 +709,14 @@ impl Engine {
                     instant_deploy: false,
                     force_domain_override: false,
                 };
-                let created = coolify
-                    .create_service(&request)
-                    .await
-                    .map_err(|error| subject.coolify(step, error))?;
+                let created = match coolify.create_service(&request).await {
+                    Ok(created) => created,
+                    Err(error) => {
+                        // The destination may be what is stale: look it up again next time.
+                        self.lock_destinations().remove(&recorded.server_uuid);
+                        return Err(subject.coolify(step, error));
+                    }
+                };
                 tracing::info!(tenant = %subject.tenant, stack = %subject.stack, service_uuid = %created.uuid, "created the Coolify service");
                 let service_name = coolify_service_name(context.stack_name);
                 let marker = service_marker(context.slug.as_str(), context.stack_name.as_str());
@@ -1063,12 +1076,42 @@ impl Engine {
             .collect())
     }
 
-    /// Finds the tenant's project by its deterministic name, or creates it; never two.
+    fn lock_destinations(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<String>>> {
+        self.inner.destinations.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The destination new services on `server_uuid` go to: Coolify's default network
+    /// `coolify` when the server has it, else its first; `None` lets Coolify pick.
+    async fn destination(
+        &self,
+        subject: &Subject,
+        server_uuid: &str,
+    ) -> Result<Option<String>, EngineError> {
+        if let Some(known) = self.lock_destinations().get(server_uuid) {
+            return Ok(known.clone());
+        }
+        let destinations = self
+            .inner
+            .coolify
+            .list_server_destinations(server_uuid)
+            .await
+            .map_err(|error| subject.coolify(Step::CreateService, error))?;
+        let destination = destinations
+            .iter()
+            .find(|destination| destination.network == "coolify")
+            .or_else(|| destinations.first())
+            .map(|destination| destination.uuid.clone());
+        self.lock_destinations().insert(server_uuid.to_owned(), destination.clone());
+        Ok(destination)
+    }
+
+    /// Finds the tenant's project by its deterministic name, or creates it; never two. Says
+    /// whether this call created it.
     async fn ensure_project(
         &self,
         subject: &Subject,
         slug: &TenantSlug,
-    ) -> Result<String, EngineError> {
+    ) -> Result<(String, bool), EngineError> {
         let lock = Self::lock_for(&self.inner.tenant_locks, slug.as_str());
         let _guard = lock.lock().await;
         let coolify = &self.inner.coolify;
@@ -1087,7 +1130,7 @@ impl Engine {
             )
         };
         if let Some(uuid) = self.agreed_candidate(subject, Created::Project, find).await? {
-            return Ok(uuid);
+            return Ok((uuid, false));
         }
         let created = coolify
             .create_project(&CreateProjectRequest {
@@ -1098,7 +1141,9 @@ impl Engine {
             .map_err(|error| subject.coolify(Step::EnsureProject, error))?;
         tracing::info!(tenant = %subject.tenant, project_uuid = %created, "created the tenant's Coolify project");
         // Another process may have created one at the same time (see `claims`).
-        self.settle_creation(subject, Created::Project, &created, find).await
+        let winner = self.settle_creation(subject, Created::Project, &created, find).await?;
+        let ours = winner == created;
+        Ok((winner, ours))
     }
 
     async fn set_environment(
