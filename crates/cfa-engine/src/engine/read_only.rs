@@ -93,12 +93,17 @@ fn calls_of(
         Step::EnsureProject => vec![
             "GET /api/v1/projects".to_owned(),
             "POST /api/v1/projects (cfa-<tenant>)".to_owned(),
+            "POST /api/collections/audit_log/records (coolify.project_created)".to_owned(),
             "GET /api/v1/projects (re-check: never two)".to_owned(),
         ],
-        Step::EnsureEnvironment => vec!["GET /api/v1/projects/:uuid/environments".to_owned()],
+        Step::EnsureEnvironment => vec![
+            "GET /api/v1/projects/:uuid/environments (unless just seen or created)".to_owned(),
+        ],
         Step::CreateService => vec![
-            "GET /api/v1/servers/:uuid/destinations".to_owned(),
+            "GET /api/v1/servers/:uuid/destinations (once per server and process)".to_owned(),
             "POST /api/v1/services (docker_compose_raw, urls, server, destination)".to_owned(),
+            "POST /api/collections/audit_log/records (coolify.service_created)".to_owned(),
+            "GET /api/v1/projects/:uuid/production (re-check: never two)".to_owned(),
         ],
         Step::AdoptService => vec![],
         Step::RecordService => vec![format!("PATCH {record}/:id (coolify uuids, domain)"), audit],
