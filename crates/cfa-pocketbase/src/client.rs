@@ -560,12 +560,18 @@ impl PocketBaseClient {
         audit_from_record("audit_append", &record)
     }
 
-    /// Entries matching `query`, newest first.
+    /// Entries matching `query` in the order they were appended: newest first, or oldest
+    /// first with `query.oldest_first`.
+    ///
+    /// The order is SQLite's rowid, not `time`: two entries can share a millisecond, and an
+    /// entry appended after this call returned always sorts after every entry it returned
+    /// (writes are serialized and the log is never deleted from, so rowids only grow). Callers
+    /// that decide by "the first entry" (the engine's creation claims) rely on that.
     pub async fn audit_list(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, PocketBaseError> {
         let options = ListOptions {
             page: 1,
             per_page: query.limit.unwrap_or(100).clamp(1, MAX_PER_PAGE),
-            sort: Some("-time,-id".to_owned()),
+            sort: Some(if query.oldest_first { "@rowid" } else { "-@rowid" }.to_owned()),
             expand_tenant: false,
             skip_total: true,
         };

@@ -61,7 +61,7 @@ impl StackFilter {
     }
 }
 
-/// Which audit entries to list, newest first.
+/// Which audit entries to list, in the order they were appended (newest first by default).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AuditQuery {
     pub tenant: Option<String>,
@@ -70,6 +70,8 @@ pub struct AuditQuery {
     pub actor: Option<String>,
     /// At most this many entries (default 100, at most 1000).
     pub limit: Option<u32>,
+    /// Oldest first instead of newest first.
+    pub oldest_first: bool,
 }
 
 impl AuditQuery {

@@ -11,9 +11,10 @@
 //! own claim sees every earlier claim, and the oldest claimed resource is never removed by this
 //! rule, so all racers agree on it.
 //!
-//! PocketBase orders the claims by their `time` (milliseconds), then by record id: two
-//! claims stamped in the same millisecond by racers that also decided within it could still
-//! disagree. That window is a few hundred microseconds wide on one PocketBase.
+//! "Oldest" is the order PocketBase appended the claims (SQLite's rowid), not their `time`:
+//! two claims can share a millisecond, and ordering ties by the random record id let two
+//! racers each see their own claim first (CI caught two projects for one tenant that way).
+//! In append order a claim that a racer did not see yet always sorts after the racer's own.
 
 use cfa_coolify::CoolifyErrorKind;
 use cfa_coolify::types::DeleteServiceOptions;
@@ -68,6 +69,7 @@ impl Engine {
             },
             action: Some(created.action().to_owned()),
             limit: Some(1000),
+            oldest_first: true,
             ..AuditQuery::default()
         }
     }
@@ -84,10 +86,8 @@ impl Engine {
             .audit_list(&self.claim_query(subject, created))
             .await
             .map_err(|error| subject.pocketbase(created.step(), error))?;
-        // `audit_list` is newest first.
         Ok(entries
             .iter()
-            .rev()
             .filter_map(|entry| entry.after.get("uuid").and_then(Value::as_str).map(str::to_owned))
             .collect())
     }

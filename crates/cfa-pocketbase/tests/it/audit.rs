@@ -91,3 +91,45 @@ async fn audit_entries_cannot_be_read_written_or_altered_by_tenants() {
     let entries = world.superuser.audit_list(&AuditQuery::default()).await.unwrap();
     assert_eq!(entries, vec![entry]);
 }
+
+/// Entries come back in the order they were appended, even when many share a millisecond
+/// (ordering ties by the random record id would shuffle them): the engine's creation claims
+/// decide by "the first appended".
+#[tokio::test]
+async fn entries_are_listed_in_append_order_even_within_one_millisecond() {
+    let world = world(1).await;
+    let mut appended = Vec::new();
+    for index in 0..60 {
+        let entry = NewAuditEntry {
+            actor: "test".to_owned(),
+            action: "order.check".to_owned(),
+            tenant: None,
+            stack: None,
+            before: json!(null),
+            after: json!({ "index": index }),
+            outcome: AuditOutcome::Ok,
+            error: None,
+        };
+        appended.push(world.superuser.audit_append(&entry).await.unwrap().id);
+    }
+    let query = AuditQuery { action: Some("order.check".to_owned()), ..AuditQuery::default() };
+    let oldest_first: Vec<String> = world
+        .superuser
+        .audit_list(&AuditQuery { oldest_first: true, ..query.clone() })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.id)
+        .collect();
+    assert_eq!(oldest_first, appended);
+    let mut newest_first: Vec<String> = world
+        .superuser
+        .audit_list(&query)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.id)
+        .collect();
+    newest_first.reverse();
+    assert_eq!(newest_first, appended);
+}
