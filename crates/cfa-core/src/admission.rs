@@ -6,11 +6,16 @@
 //!
 //! Limits a stack gets: per dimension, the plan's ceiling capped by the template's profile
 //! (what the program can use well), never below the template's minimum.
+//!
+//! Disk: a stack reserves its volumes, and its images once per server. An image already pulled
+//! for another stack on that server costs nothing more (Docker shares it), so the same stack can
+//! need more disk on one server than on another.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::plan::{Plan, PlanTable, PlanTier};
-use crate::resources::Resources;
+use crate::resources::{Resources, format_megabytes};
 
 /// What a rendered stack needs: CPU and memory as a range, disk as a fixed reservation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +26,16 @@ pub struct StackRequirements {
     /// Above this the stack gains nothing (CPU and memory; disk ignored).
     pub profile: Resources,
     /// Sum of the stack's volume sizes, reserved on the host's disk.
+    pub disk_mb: u32,
+    /// The images the stack runs, each reserved once per server.
+    pub images: Vec<ImageFootprint>,
+}
+
+/// A pinned image and the disk it takes once pulled and unpacked.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ImageFootprint {
+    /// `name:tag`, as in the compose file.
+    pub image: String,
     pub disk_mb: u32,
 }
 
@@ -53,8 +68,10 @@ pub struct ServerCapacity {
     pub memory_overcommit: f64,
     /// 1.0 by default: a full disk stops every stack on the host.
     pub disk_overcommit: f64,
-    /// Limits of the stacks already placed here.
+    /// Limits of the stacks already placed here, their images' disk included.
     pub reserved: Resources,
+    /// The images of the stacks already placed here (their disk is part of `reserved`).
+    pub images: BTreeSet<String>,
 }
 
 impl ServerCapacity {
@@ -69,7 +86,30 @@ impl ServerCapacity {
             memory_overcommit: 1.0,
             disk_overcommit: 1.0,
             reserved: Resources::ZERO,
+            images: BTreeSet::new(),
         }
+    }
+
+    /// The disk `images` would add here: those not pulled yet, each once.
+    pub fn image_disk_for(&self, images: &[ImageFootprint]) -> u32 {
+        let mut counted = BTreeSet::new();
+        images
+            .iter()
+            .filter(|footprint| !self.images.contains(&footprint.image))
+            .filter(|footprint| counted.insert(footprint.image.as_str()))
+            .map(|footprint| footprint.disk_mb)
+            .sum()
+    }
+
+    /// Reserves a placed stack here: its limits and the images it adds.
+    pub fn reserve(&mut self, limits: Resources, images: &[ImageFootprint]) {
+        let image_disk_mb = self.image_disk_for(images);
+        self.reserved = self.reserved.saturating_add(limits).saturating_add(Resources::new(
+            0,
+            0,
+            image_disk_mb,
+        ));
+        self.images.extend(images.iter().map(|footprint| footprint.image.clone()));
     }
 
     /// What may be promised in all, after the reserve and overcommit.
@@ -112,6 +152,8 @@ pub struct Admitted {
     /// CPU and memory limits of the whole stack, plus its disk reservation.
     pub limits: Resources,
     pub server_id: String,
+    /// Disk for images the chosen server does not have yet (on top of `limits`).
+    pub image_disk_mb: u32,
     /// What the chosen server has left after this stack.
     pub server_free_after: Resources,
 }
@@ -122,11 +164,17 @@ pub struct ServerShortfall {
     pub server: String,
     pub free: Resources,
     pub short_of: &'static str,
+    /// Disk the stack's images would need there (0 when they are pulled already).
+    pub image_disk_mb: u32,
 }
 
 impl fmt::Display for ServerShortfall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} has {} free (short of {})", self.server, self.free, self.short_of)
+        write!(f, "{} has {} free (short of {}", self.server, self.free, self.short_of)?;
+        if self.image_disk_mb > 0 {
+            write!(f, "; its images need {} of disk more", format_megabytes(self.image_disk_mb))?;
+        }
+        write!(f, ")")
     }
 }
 
@@ -248,16 +296,29 @@ pub fn admit(request: AdmissionRequest<'_>) -> Result<Admitted, AdmissionError> 
             max_stacks_limit: plan.max_stacks_limit,
         });
     }
-    let server = place(request.servers, limits, request.preferred_server)?;
+    let images = &request.requirements.images;
+    let server = place(request.servers, limits, images, request.preferred_server)?;
+    let image_disk_mb = server.image_disk_for(images);
     Ok(Admitted {
         plan: plan.tier,
         limits,
         server_id: server.id.clone(),
-        server_free_after: server.free().saturating_sub(limits),
+        image_disk_mb,
+        server_free_after: server.free().saturating_sub(limits).saturating_sub(Resources::new(
+            0,
+            0,
+            image_disk_mb,
+        )),
     })
 }
 
-fn shortfall(server: &ServerCapacity, needed: Resources) -> Option<ServerShortfall> {
+fn shortfall(
+    server: &ServerCapacity,
+    limits: Resources,
+    images: &[ImageFootprint],
+) -> Option<ServerShortfall> {
+    let image_disk_mb = server.image_disk_for(images);
+    let needed = limits.saturating_add(Resources::new(0, 0, image_disk_mb));
     let free = server.free();
     let short_of = if needed.memory_mb > free.memory_mb {
         "memory"
@@ -268,15 +329,16 @@ fn shortfall(server: &ServerCapacity, needed: Resources) -> Option<ServerShortfa
     } else {
         return None;
     };
-    Some(ServerShortfall { server: server.name.clone(), free, short_of })
+    Some(ServerShortfall { server: server.name.clone(), free, short_of, image_disk_mb })
 }
 
-/// Picks a server with room: the one with the most memory left afterwards (spreading stacks
-/// keeps a noisy tenant's blast radius small); ties go to the lowest id, so the choice is
-/// deterministic.
+/// Picks a server with room for `needed` plus the `images` it lacks: the one with the most
+/// memory left afterwards (spreading stacks keeps a noisy tenant's blast radius small); ties
+/// go to the lowest id, so the choice is deterministic.
 pub fn place<'a>(
     servers: &'a [ServerCapacity],
     needed: Resources,
+    images: &[ImageFootprint],
     preferred_server: Option<&str>,
 ) -> Result<&'a ServerCapacity, AdmissionError> {
     if let Some(preferred) = preferred_server {
@@ -284,7 +346,7 @@ pub fn place<'a>(
             .iter()
             .find(|server| server.id == preferred || server.name == preferred)
             .ok_or_else(|| AdmissionError::UnknownServer { server: preferred.to_owned() })?;
-        return match shortfall(server, needed) {
+        return match shortfall(server, needed, images) {
             None => Ok(server),
             Some(short) => Err(AdmissionError::NoCapacity { needed, shortfalls: vec![short] }),
         };
@@ -292,7 +354,7 @@ pub fn place<'a>(
     let mut best: Option<&ServerCapacity> = None;
     let mut shortfalls = Vec::new();
     for server in servers {
-        match shortfall(server, needed) {
+        match shortfall(server, needed, images) {
             Some(short) => shortfalls.push(short),
             None => {
                 let better = match best {
@@ -321,12 +383,20 @@ mod tests {
         minimum: (u32, u32),
         profile: (u32, u32),
         disk_mb: u32,
+        images: &[(&str, u32)],
     ) -> StackRequirements {
         StackRequirements {
             template: template.to_owned(),
             minimum: Resources::new(minimum.0, minimum.1, 0),
             profile: Resources::new(profile.0, profile.1, 0),
             disk_mb,
+            images: images
+                .iter()
+                .map(|(image, disk_mb)| ImageFootprint {
+                    image: (*image).to_owned(),
+                    disk_mb: *disk_mb,
+                })
+                .collect(),
         }
     }
 
@@ -347,13 +417,25 @@ mod tests {
     /// The three templates' requirements as their manifests declare them (checked against the
     /// real manifests in cfa-templates' tests).
     fn bot() -> StackRequirements {
-        requirements("telegram-bot", (100, 64), (500, 256), 0)
+        requirements("telegram-bot", (100, 64), (500, 256), 0, &[("bot:0.1.0", 16)])
     }
     fn openclaw() -> StackRequirements {
-        requirements("openclaw-agent", (1000, 1024), (2000, 2048), 2048)
+        requirements(
+            "openclaw-agent",
+            (1000, 1024),
+            (2000, 2048),
+            2048,
+            &[("openclaw:2026.9.6", 1536)],
+        )
     }
     fn base_llm() -> StackRequirements {
-        requirements("base-llm", (2000, 3072), (3000, 5120), 5120)
+        requirements(
+            "base-llm",
+            (2000, 3072),
+            (3000, 5120),
+            5120,
+            &[("open-webui:v0.12.4", 6144), ("litellm:v1.106.2", 2048)],
+        )
     }
 
     /// Fills the seed host with one kind of stack until admission refuses, and returns how many
@@ -376,7 +458,13 @@ mod tests {
             };
             match admit(request) {
                 Ok(admitted) => {
-                    host.reserved = host.reserved.saturating_add(admitted.limits);
+                    let free_before = host.free();
+                    host.reserve(admitted.limits, &requirements.images);
+                    assert_eq!(host.free(), admitted.server_free_after);
+                    assert_eq!(
+                        free_before.disk_mb - host.free().disk_mb,
+                        admitted.limits.disk_mb + admitted.image_disk_mb
+                    );
                     count += 1;
                 }
                 Err(error) => return (count, error),
@@ -393,15 +481,15 @@ mod tests {
 
         let (agents, refusal) = fill_seed_host(PlanTier::Business, &openclaw());
         assert_eq!(
-            agents, 11,
-            "business OpenClaw at 1 CPU / 1 GB / 2 GB volume: disk-bound (22 GB / 2 GB)"
+            agents, 10,
+            "business OpenClaw at 1 CPU / 1 GB / 2 GB volume, its 1.5 GB image once: disk-bound ((22 GB - 1.5 GB) / 2 GB)"
         );
         assert!(refusal.to_string().contains("short of disk"), "{refusal}");
 
         let (llms, refusal) = fill_seed_host(PlanTier::Sovereign, &base_llm());
         assert_eq!(
-            llms, 4,
-            "sovereign base-llm at 3 CPU / 5 GB / 5 GB volume: disk-bound (22 GB / 5 GB)"
+            llms, 2,
+            "sovereign base-llm at 3 CPU / 5 GB / 5 GB volume, 8 GB of images once: disk-bound ((22 GB - 8 GB) / 5 GB)"
         );
         assert!(refusal.to_string().contains("short of disk"), "{refusal}");
     }
@@ -487,23 +575,59 @@ mod tests {
         big.name = "big".to_owned();
         let servers = [small.clone(), big.clone()];
         let needed = Resources::new(1000, 1024, 2048);
-        assert_eq!(place(&servers, needed, None).unwrap().id, "b-big");
-        assert_eq!(place(&servers, needed, Some("small")).unwrap().id, "a-small");
+        assert_eq!(place(&servers, needed, &[], None).unwrap().id, "b-big");
+        assert_eq!(place(&servers, needed, &[], Some("small")).unwrap().id, "a-small");
         assert!(matches!(
-            place(&servers, needed, Some("nope")),
+            place(&servers, needed, &[], Some("nope")),
             Err(AdmissionError::UnknownServer { .. })
         ));
         // Fill the big one: the small one takes over.
         let mut full_big = big;
         full_big.reserved = full_big.allocatable();
         let servers = [small, full_big];
-        assert_eq!(place(&servers, needed, None).unwrap().id, "a-small");
-        let error = place(&servers, Resources::new(1000, 7000, 0), None).unwrap_err();
+        assert_eq!(place(&servers, needed, &[], None).unwrap().id, "a-small");
+        let error = place(&servers, Resources::new(1000, 7000, 0), &[], None).unwrap_err();
         assert!(
             error
                 .to_string()
                 .starts_with("no server has room for a stack of 1 CPU, 7000 MB: small has"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn an_image_is_reserved_once_per_server() {
+        let stack = openclaw();
+        let mut host = ServerCapacity::seed_host("srv1");
+        assert_eq!(host.image_disk_for(&stack.images), 1536);
+        host.reserve(Resources::new(1000, 1024, 2048), &stack.images);
+        assert_eq!(host.reserved.disk_mb, 2048 + 1536);
+        assert_eq!(host.image_disk_for(&stack.images), 0, "pulled already");
+        host.reserve(Resources::new(1000, 1024, 2048), &stack.images);
+        assert_eq!(host.reserved.disk_mb, 2 * 2048 + 1536);
+        // The same image twice in one stack counts once.
+        let twice = [stack.images[0].clone(), stack.images[0].clone()];
+        assert_eq!(ServerCapacity::seed_host("srv2").image_disk_for(&twice), 1536);
+    }
+
+    #[test]
+    fn placement_prefers_no_server_for_its_images_but_counts_them() {
+        // Only the server that already has the images has room for the volume alone.
+        let base = base_llm();
+        let mut with_images = ServerCapacity::seed_host("a-with-images");
+        with_images.name = "with-images".to_owned();
+        with_images.total = Resources::new(12_000, 31 * 1024, 2048 + 8192 + 5120 + 5120);
+        with_images.reserve(Resources::new(3000, 5120, 5120), &base.images);
+        let mut empty = ServerCapacity::seed_host("b-empty");
+        empty.name = "empty".to_owned();
+        empty.total = Resources::new(12_000, 31 * 1024, 2048 + 10_240);
+        let servers = [with_images, empty];
+        let needed = Resources::new(3000, 5120, 5120);
+        assert_eq!(place(&servers, needed, &base.images, None).unwrap().id, "a-with-images");
+        let error = place(&servers, needed, &base.images, Some("empty")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "no server has room for a stack of 3 CPU, 5 GB, 5 GB disk: empty has 44 CPU, 29 GB, 10 GB disk free (short of disk; its images need 8 GB of disk more)\nhint: free capacity (suspending does not free it; deleting does), add a server, or raise its overcommit in cfa.toml"
         );
     }
 

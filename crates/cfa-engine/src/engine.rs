@@ -22,7 +22,7 @@ use cfa_coolify::types::{
     DockerCleanup, EnvironmentRef, EnvironmentVariableUpsert, ServiceUrl, UpdateServiceRequest,
 };
 use cfa_coolify::{CoolifyClient, CoolifyError, CoolifyErrorKind, SecretValue};
-use cfa_core::admission::{AdmissionRequest, TenantStanding, admit};
+use cfa_core::admission::{AdmissionRequest, ImageFootprint, TenantStanding, admit};
 use cfa_core::health::{CoolifyState, CoolifyStatus};
 use cfa_core::lifecycle::next;
 use cfa_core::naming::{coolify_project_name, coolify_service_name};
@@ -120,11 +120,12 @@ struct Inner {
 /// The record's `resource_limits` json. The Coolify server uuid is stored with the limits
 /// because capacity accounting needs both together (the limits reserve room on that server)
 /// and `agent_stacks` has no server field; the compose hash lets an upgrade skip an unchanged
-/// PATCH.
+/// PATCH. The images are kept so capacity can count each image once per server.
 #[derive(Debug, Clone, PartialEq)]
 struct RecordedLimits {
     server_uuid: String,
     limits: Resources,
+    images: Vec<ImageFootprint>,
     compose_sha256: Option<String>,
 }
 
@@ -136,6 +137,11 @@ impl RecordedLimits {
             "millicpus": self.limits.millicpus,
             "memory_mb": self.limits.memory_mb,
             "disk_mb": self.limits.disk_mb,
+            "images": self
+                .images
+                .iter()
+                .map(|footprint| json!({ "image": footprint.image, "disk_mb": footprint.disk_mb }))
+                .collect::<Vec<_>>(),
         });
         if let Some(hash) = &self.compose_sha256 {
             value["compose_sha256"] = json!(hash);
@@ -148,6 +154,19 @@ impl RecordedLimits {
         Some(RecordedLimits {
             server_uuid: value.get("server_uuid")?.as_str()?.to_owned(),
             limits: Resources::new(number("millicpus")?, number("memory_mb")?, number("disk_mb")?),
+            // Records written before images were recorded have none: their images go uncounted.
+            images: value
+                .get("images")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|footprint| {
+                    Some(ImageFootprint {
+                        image: footprint.get("image")?.as_str()?.to_owned(),
+                        disk_mb: footprint.get("disk_mb")?.as_u64()?.try_into().ok()?,
+                    })
+                })
+                .collect(),
             compose_sha256: value.get("compose_sha256").and_then(Value::as_str).map(str::to_owned),
         })
     }
@@ -888,6 +907,7 @@ impl Engine {
         let recorded = RecordedLimits {
             server_uuid: admitted.server_id.clone(),
             limits: admitted.limits,
+            images: context.rendered.requirements.images.clone(),
             compose_sha256: None,
         };
         let new_stack = NewStack {
@@ -982,6 +1002,7 @@ impl Engine {
         let recorded = RecordedLimits {
             server_uuid: admitted.server_id,
             limits: admitted.limits,
+            images: rendered.requirements.images.clone(),
             compose_sha256: None,
         };
         let patch = StackPatch {
@@ -1051,27 +1072,25 @@ impl Engine {
             .list_servers()
             .await
             .map_err(|error| subject.coolify(Step::RecordPending, error))?;
-        let mut reserved: BTreeMap<String, Resources> = BTreeMap::new();
-        for stack in stacks {
-            if let Some(recorded) =
-                stack.resource_limits.as_ref().and_then(RecordedLimits::from_json)
-            {
-                let entry = reserved.entry(recorded.server_uuid).or_insert(Resources::ZERO);
-                *entry = entry.saturating_add(recorded.limits);
-            }
-        }
+        let placed: Vec<RecordedLimits> = stacks
+            .iter()
+            .filter_map(|stack| stack.resource_limits.as_ref().and_then(RecordedLimits::from_json))
+            .collect();
         Ok(servers
             .iter()
             .filter(|server| server.is_usable() && server.is_reachable() && !server.is_build_server())
             .map(|server| {
-                let reserved = reserved.get(&server.uuid).copied().unwrap_or(Resources::ZERO);
-                match self.inner.settings.servers.get(&server.uuid) {
-                    Some(settings) => settings.capacity(&server.uuid, reserved),
+                let mut capacity = match self.inner.settings.servers.get(&server.uuid) {
+                    Some(settings) => settings.capacity(&server.uuid),
                     None => {
                         tracing::warn!(server_uuid = %server.uuid, server = %server.name, "no capacity configured for this server; assuming the seed host (12 cores, 31 GB RAM, 24 GB free disk)");
-                        ServerCapacity { name: server.name.clone(), reserved, ..ServerCapacity::seed_host(&server.uuid) }
+                        ServerCapacity { name: server.name.clone(), ..ServerCapacity::seed_host(&server.uuid) }
                     }
+                };
+                for recorded in placed.iter().filter(|recorded| recorded.server_uuid == server.uuid) {
+                    capacity.reserve(recorded.limits, &recorded.images);
                 }
+                capacity
             })
             .collect())
     }
@@ -1584,11 +1603,15 @@ impl Engine {
             let mut recorded = recorded.clone().unwrap_or(RecordedLimits {
                 server_uuid: String::new(),
                 limits: rendered.limits,
+                images: Vec::new(),
                 compose_sha256: None,
             });
             recorded.compose_sha256 = Some(compose_hash.clone());
             // A plan change re-renders with other limits: they are what the stack reserves now.
             recorded.limits = rendered.limits;
+            // A new image version is what the stack reserves now (Coolify's cleanup prunes the
+            // old one once unused).
+            recorded.images = rendered.requirements.images.clone();
             let status = next(StackStatus::Deploying, StackEvent::DeploySucceeded)
                 .map_err(|error| invalid_state(&subject, &record, &error))?;
             let patch = StackPatch {

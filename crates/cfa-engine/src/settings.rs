@@ -44,7 +44,8 @@ impl ServerSettings {
         }
     }
 
-    pub(crate) fn capacity(&self, server_uuid: &str, reserved: Resources) -> ServerCapacity {
+    /// The server with nothing reserved yet.
+    pub(crate) fn capacity(&self, server_uuid: &str) -> ServerCapacity {
         ServerCapacity {
             id: server_uuid.to_owned(),
             name: self.name.clone(),
@@ -53,7 +54,8 @@ impl ServerSettings {
             cpu_overcommit: self.cpu_overcommit,
             memory_overcommit: self.memory_overcommit,
             disk_overcommit: self.disk_overcommit,
-            reserved,
+            reserved: Resources::ZERO,
+            images: Default::default(),
         }
     }
 }

@@ -67,6 +67,8 @@ pub struct ServiceManifest {
     pub minimum: ResourceFigures,
     /// Above this the service gains nothing.
     pub profile: ResourceFigures,
+    /// The disk its image takes once pulled and unpacked, reserved once per server.
+    pub image_disk_mb: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use cfa_core::AdmissionError;
-use cfa_core::admission::{StackRequirements, stack_limits};
+use cfa_core::admission::{ImageFootprint, StackRequirements, stack_limits};
 use cfa_core::naming::{BaseDomain, NameError, StackName, TenantSlug, stack_domain};
 use cfa_core::plan::{PlanTable, PlanTier};
 use cfa_core::resources::{Resources, format_cpus};
@@ -135,12 +135,17 @@ pub fn requirements(template: &Template, parameters: &ResolvedParameters) -> Sta
     let mut profile = Resources::ZERO;
     let mut disk_mb = 0;
     let mut counted_volumes = BTreeSet::new();
+    let mut images = Vec::new();
     for (name, service) in &template.manifest.services {
         if removed.contains(name) {
             continue;
         }
         minimum = minimum.saturating_add(figures(service.minimum));
         profile = profile.saturating_add(figures(service.profile));
+        images.push(ImageFootprint {
+            image: template.compose.services[name].image.clone(),
+            disk_mb: service.image_disk_mb,
+        });
         for volume in &template.compose.services[name].volumes {
             if let ServiceVolume::Short(short) = volume {
                 let source = short.split(':').next().unwrap_or_default().to_owned();
@@ -152,7 +157,7 @@ pub fn requirements(template: &Template, parameters: &ResolvedParameters) -> Sta
             }
         }
     }
-    StackRequirements { template: template.name().to_owned(), minimum, profile, disk_mb }
+    StackRequirements { template: template.name().to_owned(), minimum, profile, disk_mb, images }
 }
 
 fn figures(figures: ResourceFigures) -> Resources {

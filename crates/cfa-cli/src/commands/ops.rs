@@ -36,6 +36,7 @@ pub(crate) async fn capacity(global: &GlobalArgs, platform: &Platform) -> anyhow
                         },
                         "allocatable": resources_json(server.allocatable()),
                         "reserved": resources_json(server.reserved),
+                        "images": server.images,
                         "free": resources_json(server.free()),
                     })
                 })

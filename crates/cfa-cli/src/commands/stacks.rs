@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
+use cfa_core::resources::format_megabytes;
 use cfa_engine::{
     DryRunAdmission, OperationDryRun, ProvisionDryRun, ProvisionRequest, StackOutcome,
 };
@@ -298,11 +299,12 @@ fn print_outcome(global: &GlobalArgs, outcome: &StackOutcome, verb: &str) -> any
 
 fn admission_json(admission: &DryRunAdmission) -> Value {
     match admission {
-        DryRunAdmission::Admitted { server_uuid, server_name, limits } => json!({
+        DryRunAdmission::Admitted { server_uuid, server_name, limits, image_disk_mb } => json!({
             "decision": "admitted",
             "server_uuid": server_uuid,
             "server_name": server_name,
             "limits": { "cpus": limits.cpus(), "memory_mb": limits.memory_mb, "disk_mb": limits.disk_mb },
+            "image_disk_mb": image_disk_mb,
         }),
         DryRunAdmission::AlreadyAdmitted { server_uuid, limits } => json!({
             "decision": "already_admitted",
@@ -340,10 +342,17 @@ fn print_provision_dry_run(global: &GlobalArgs, dry_run: &ProvisionDryRun) -> an
                 dry_run.tenant, dry_run.stack, dry_run.template, dry_run.plan
             );
             match &dry_run.admission {
-                DryRunAdmission::Admitted { server_uuid, server_name, limits } => {
+                DryRunAdmission::Admitted { server_uuid, server_name, limits, image_disk_mb } => {
                     text.push_str(&format!(
-                        "admitted on server {server_name} ({server_uuid}), reserving {limits}\n"
-                    ))
+                        "admitted on server {server_name} ({server_uuid}), reserving {limits}"
+                    ));
+                    if *image_disk_mb > 0 {
+                        text.push_str(&format!(
+                            " and {} of disk for images it pulls there",
+                            format_megabytes(*image_disk_mb)
+                        ));
+                    }
+                    text.push('\n');
                 }
                 DryRunAdmission::AlreadyAdmitted { server_uuid, limits } => text.push_str(
                     &format!("already admitted on server {server_uuid}, reserving {limits}\n"),

@@ -22,7 +22,13 @@ use crate::steps::{ProvisionObservation, Step, plan_provision};
 #[derive(Debug, Clone, PartialEq)]
 pub enum DryRunAdmission {
     /// The stack is admitted and would be placed on this server with these limits.
-    Admitted { server_uuid: String, server_name: String, limits: Resources },
+    Admitted {
+        server_uuid: String,
+        server_name: String,
+        limits: Resources,
+        /// Disk for images the server does not have yet, reserved on top of `limits`.
+        image_disk_mb: u32,
+    },
     /// The stack already has a record: it was admitted before, on this server.
     AlreadyAdmitted { server_uuid: String, limits: Resources },
     /// A rule says no; a real run would change nothing.
@@ -235,6 +241,7 @@ impl Engine {
                     server_uuid: admitted.server_id,
                     server_name,
                     limits: admitted.limits,
+                    image_disk_mb: admitted.image_disk_mb,
                 }
             }
             Err(refusal) => DryRunAdmission::Refused { reason: refusal.to_string() },

@@ -1,7 +1,7 @@
 //! Every refusal changes nothing in Coolify or PocketBase's stacks, and says why.
 
 use cfa_core::{PlanTier, Resources};
-use cfa_engine::{EngineError, ErrorClass, ServerSettings};
+use cfa_engine::{DryRunAdmission, EngineError, ErrorClass, ServerSettings};
 
 use crate::harness::{World, bot_request, openclaw_request};
 
@@ -68,4 +68,42 @@ async fn no_capacity_is_a_refusal_that_names_the_shortfall() {
     assert!(error.to_string().contains("small box"), "{error}");
     assert_nothing_changed(&world, &tenant_id, 1).await;
     assert_eq!(world.all_services().await, 1);
+}
+
+/// A stack reserves its images' disk once per server: two OpenClaw stacks share one pulled
+/// image, and the third finds no disk left.
+#[tokio::test]
+async fn an_image_takes_disk_once_per_server() {
+    let world = World::start().await;
+    let tenant_id = world.tenant("disk", PlanTier::Business, 10).await;
+    let mut settings = world.settings.clone();
+    // After the 2 GB system reserve: two 2 GB volumes and one 1.5 GB OpenClaw image.
+    settings.servers.insert(
+        world.sandbox.server_uuid(),
+        ServerSettings::new("disk box", Resources::new(12_000, 32_768, 2048 + 2 * 2048 + 1536)),
+    );
+    let engine = world.engine_with(settings);
+    let first = engine.dry_run_provision(&openclaw_request("disk", "one")).await.unwrap();
+    assert!(
+        matches!(first.admission, DryRunAdmission::Admitted { image_disk_mb: 1536, .. }),
+        "{:?}",
+        first.admission
+    );
+    engine.provision(&openclaw_request("disk", "one")).await.unwrap();
+    let second = engine.dry_run_provision(&openclaw_request("disk", "two")).await.unwrap();
+    assert!(
+        matches!(second.admission, DryRunAdmission::Admitted { image_disk_mb: 0, .. }),
+        "the image is pulled already: {:?}",
+        second.admission
+    );
+    engine.provision(&openclaw_request("disk", "two")).await.unwrap();
+    let servers = engine.capacity().await.unwrap();
+    assert_eq!(servers[0].reserved.disk_mb, 2 * 2048 + 1536);
+    assert_eq!(servers[0].images.len(), 1, "{:?}", servers[0].images);
+    assert_eq!(servers[0].free().disk_mb, 0);
+
+    let error = engine.provision(&openclaw_request("disk", "three")).await.unwrap_err();
+    assert_eq!(error.class(), ErrorClass::Refused, "{error}");
+    assert!(error.to_string().contains("short of disk"), "{error}");
+    assert_nothing_changed(&world, &tenant_id, 2).await;
 }

@@ -79,17 +79,50 @@ fn base_llm_without_litellm_talks_to_the_router() {
 /// The resource figures cfa-core's admission tests assume are the real manifests'.
 #[test]
 fn template_requirements_match_the_admission_tests() {
-    let check = |template: &str, minimum: Resources, profile: Resources, disk_mb: u32| {
+    let check = |template: &str,
+                 minimum: Resources,
+                 profile: Resources,
+                 disk_mb: u32,
+                 image_disk_mb: &[u32]| {
         let rendered =
             render_with(template, PlanTier::Sovereign, "demo", &sample_parameters(template))
                 .unwrap();
         assert_eq!(rendered.requirements.minimum, minimum, "{template}");
         assert_eq!(rendered.requirements.profile, profile, "{template}");
         assert_eq!(rendered.requirements.disk_mb, disk_mb, "{template}");
+        let images: Vec<u32> =
+            rendered.requirements.images.iter().map(|image| image.disk_mb).collect();
+        assert_eq!(images, image_disk_mb, "{template}");
+        for footprint in &rendered.requirements.images {
+            assert!(
+                rendered.compose.services.values().any(|service| service.image == footprint.image),
+                "{template}: {} is an image the stack runs",
+                footprint.image
+            );
+        }
     };
-    check("telegram-bot", Resources::new(100, 64, 0), Resources::new(500, 256, 0), 0);
-    check("openclaw-agent", Resources::new(1000, 1024, 0), Resources::new(2000, 2048, 0), 2048);
-    check("base-llm", Resources::new(2000, 3072, 0), Resources::new(3000, 5120, 0), 5120);
+    check("telegram-bot", Resources::new(100, 64, 0), Resources::new(500, 256, 0), 0, &[16]);
+    check(
+        "openclaw-agent",
+        Resources::new(1000, 1024, 0),
+        Resources::new(2000, 2048, 0),
+        2048,
+        &[1536],
+    );
+    // Services in name order: litellm, open-webui.
+    check(
+        "base-llm",
+        Resources::new(2000, 3072, 0),
+        Resources::new(3000, 5120, 0),
+        5120,
+        &[2048, 6144],
+    );
+    // Without LiteLLM its image is not pulled either.
+    let mut parameters = sample_parameters("base-llm");
+    parameters.insert("with_litellm".to_owned(), "false".to_owned());
+    let rendered = render_with("base-llm", PlanTier::Sovereign, "demo", &parameters).unwrap();
+    let images: Vec<u32> = rendered.requirements.images.iter().map(|image| image.disk_mb).collect();
+    assert_eq!(images, [6144]);
 }
 
 #[test]
