@@ -33,8 +33,12 @@ ALTER TABLE `tenants` ADD COLUMN `max_stacks` NUMERIC DEFAULT 0 NOT NULL;
 ALTER TABLE `tenants` ADD COLUMN `plan_tier` TEXT DEFAULT '' NOT NULL;   -- starter | team | business | sovereign
 UPDATE `tenants` SET `max_stacks` = 1 WHERE `max_stacks` IS NULL OR `max_stacks` = 0;
 UPDATE `tenants` SET `plan_tier` = 'starter' WHERE `plan_tier` IS NULL OR `plan_tier` = '';
+-- A sovereign tenant's per-stack ceiling, {"cpus": 6, "memory_mb": 12288}; NULL is the
+-- platform's sovereign default. Operator-only, like the two above; its shape is checked by
+-- pb_hooks/cfa_tenants.pb.js (pb_migrations/1763900003_cfa_tenants_resource_limits.js).
+ALTER TABLE `tenants` ADD COLUMN `resource_limits` JSON DEFAULT NULL;
 
--- On a fresh instance the migration creates it whole:
+-- On a fresh instance the migration creates it whole (and the next one adds `resource_limits`):
 -- CREATE TABLE `tenants` (
 --     `id`         TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL,
 --     `name`       TEXT DEFAULT '' NOT NULL,

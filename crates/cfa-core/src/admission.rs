@@ -14,8 +14,8 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::plan::{Plan, PlanTable, PlanTier};
-use crate::resources::{Resources, format_megabytes};
+use crate::plan::{Ceiling, Plan, PlanTable, PlanTier};
+use crate::resources::{Resources, format_cpus, format_megabytes};
 
 /// What a rendered stack needs: CPU and memory as a range, disk as a fixed reservation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +197,12 @@ pub enum AdmissionError {
         needed: Option<PlanTier>,
     },
     #[error(
+        "template `{template}` needs at least {minimum}, but the tenant's custom ceiling is {ceiling} per stack\nhint: raise it: `cfa tenant set-plan <tenant> sovereign --cpus {} --memory-mb {}`",
+        format_cpus(minimum.millicpus.max(ceiling.millicpus)),
+        minimum.memory_mb.max(ceiling.memory_mb)
+    )]
+    BelowCustomCeiling { template: String, minimum: Resources, ceiling: Resources },
+    #[error(
         "tenant `{tenant}` has reached its quota of {max_stacks} stack(s) ({existing} exist)\nhint: delete a stack, or raise the tenant's max_stacks{}",
         plan_limit_hint(*max_stacks_limit)
     )]
@@ -248,6 +254,13 @@ pub fn stack_limits(
     }
     let ceiling = plan.ceiling_for(tenant_resource_limits);
     if !requirements.minimum.compute_fits_within(&ceiling) {
+        if matches!(plan.ceiling, Ceiling::Tenant { .. }) && tenant_resource_limits.is_some() {
+            return Err(AdmissionError::BelowCustomCeiling {
+                template: requirements.template.clone(),
+                minimum: Resources { disk_mb: 0, ..requirements.minimum },
+                ceiling,
+            });
+        }
         return Err(AdmissionError::BelowTemplateMinimum {
             template: requirements.template.clone(),
             plan: plan.tier,
@@ -537,9 +550,9 @@ mod tests {
             &base_llm(),
         )
         .unwrap_err();
-        assert!(
-            matches!(error, AdmissionError::BelowTemplateMinimum { needed: None, .. }),
-            "{error}"
+        assert_eq!(
+            error.to_string(),
+            "template `base-llm` needs at least 2 CPU, 3 GB, but the tenant's custom ceiling is 1 CPU, 1 GB per stack\nhint: raise it: `cfa tenant set-plan <tenant> sovereign --cpus 2 --memory-mb 3072`"
         );
     }
 

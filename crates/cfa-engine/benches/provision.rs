@@ -87,6 +87,7 @@ async fn tenant(setup: &Setup, slug: &str, plan: PlanTier, max_stacks: u32) {
             user_id,
             max_stacks: Some(max_stacks),
             plan_tier: Some(plan),
+            resource_limits: None,
         })
         .await
         .expect("tenant");

@@ -318,14 +318,6 @@ impl Engine {
         Ok((slug, stack))
     }
 
-    /// The tenant's custom ceiling (`resource_limits` on a sovereign tenant), when set.
-    fn tenant_resource_limits(tenant: &Tenant) -> Option<Resources> {
-        let limits = tenant.other_fields.get("resource_limits")?;
-        let cpus = limits.get("cpus").and_then(Value::as_f64)?;
-        let memory_mb = limits.get("memory_mb").and_then(Value::as_u64)?;
-        Some(Resources::new((cpus * 1000.0).round() as u32, memory_mb as u32, 0))
-    }
-
     fn render(
         &self,
         subject: &Subject,
@@ -339,7 +331,7 @@ impl Engine {
             template,
             plans: &self.inner.settings.plans,
             plan: tenant.plan_tier,
-            tenant_resource_limits: Self::tenant_resource_limits(tenant),
+            tenant_resource_limits: tenant.resource_limits,
             tenant: slug,
             stack,
             base_domain: &self.inner.settings.base_domain,
@@ -1048,7 +1040,7 @@ impl Engine {
             plan_tier: tenant.plan_tier,
             max_stacks: (!already_counted).then_some(tenant.max_stacks),
             existing_stacks: if already_counted { 0 } else { existing_stacks },
-            resource_limits: Self::tenant_resource_limits(tenant),
+            resource_limits: tenant.resource_limits,
         };
         let outcome = admit(AdmissionRequest {
             plans: &self.inner.settings.plans,

@@ -81,6 +81,7 @@ fn main() {
                 user_id,
                 max_stacks: Some(TOTAL_STACKS as u32),
                 plan_tier: None,
+                resource_limits: None,
             })
             .await
             .expect("tenant");

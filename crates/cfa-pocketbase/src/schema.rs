@@ -13,7 +13,7 @@ use crate::client::PocketBaseClient;
 use crate::error::PocketBaseError;
 
 /// `pocketbase/pb_migrations/*`, in the order PocketBase applies them (by file name).
-pub const MIGRATIONS: [(&str, &str); 3] = [
+pub const MIGRATIONS: [(&str, &str); 4] = [
     (
         "1763900000_cfa_tenants.js",
         include_str!("../../../pocketbase/pb_migrations/1763900000_cfa_tenants.js"),
@@ -25,6 +25,10 @@ pub const MIGRATIONS: [(&str, &str); 3] = [
     (
         "1763900002_cfa_audit_log.js",
         include_str!("../../../pocketbase/pb_migrations/1763900002_cfa_audit_log.js"),
+    ),
+    (
+        "1763900003_cfa_tenants_resource_limits.js",
+        include_str!("../../../pocketbase/pb_migrations/1763900003_cfa_tenants_resource_limits.js"),
     ),
 ];
 
@@ -55,6 +59,8 @@ pub const TENANT_UPDATE_GUARD: &str = "@request.body.max_stacks:isset = false &&
 /// Appended to an owner-facing tenants create rule.
 pub const TENANT_CREATE_GUARD: &str =
     "@request.body.max_stacks:isset = false && @request.body.plan_tier:isset = false";
+/// Appended to both (pb_migrations/1763900003_cfa_tenants_resource_limits.js).
+pub const TENANT_LIMITS_GUARD: &str = "@request.body.resource_limits:isset = false";
 
 /// `agent_stacks.createRule`, as the migration builds it.
 pub fn stack_create_rule() -> String {
@@ -295,6 +301,7 @@ pub async fn check(
                     field("user_id", "relation"),
                     field("max_stacks", "number"),
                     select("plan_tier", owned(&PLAN_TIERS)),
+                    field("resource_limits", "json"),
                 ],
                 false,
             );
@@ -308,9 +315,12 @@ pub async fn check(
                     });
                 }
             }
-            for (rule, guard) in
-                [("updateRule", TENANT_UPDATE_GUARD), ("createRule", TENANT_CREATE_GUARD)]
-            {
+            for (rule, guard) in [
+                ("updateRule", TENANT_UPDATE_GUARD),
+                ("createRule", TENANT_CREATE_GUARD),
+                ("updateRule", TENANT_LIMITS_GUARD),
+                ("createRule", TENANT_LIMITS_GUARD),
+            ] {
                 if let Some(actual) = tenants.get(rule).and_then(Value::as_str)
                     && !actual.contains(guard)
                 {
@@ -532,6 +542,7 @@ mod tests {
         assert!(migration.contains(OWN_STACK));
         assert!(MIGRATIONS[0].1.contains(TENANT_UPDATE_GUARD));
         assert!(MIGRATIONS[0].1.contains(TENANT_CREATE_GUARD));
+        assert!(MIGRATIONS[3].1.contains(TENANT_LIMITS_GUARD));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use cfa_core::lifecycle::StackStatus;
 use cfa_core::plan::PlanTier;
+use cfa_core::resources::Resources;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
@@ -19,6 +20,9 @@ pub struct Tenant {
     pub user_id: String,
     pub max_stacks: u32,
     pub plan_tier: PlanTier,
+    /// A sovereign tenant's per-stack ceiling (CPU and memory); `None` is the platform's
+    /// sovereign default. Other plans ignore it.
+    pub resource_limits: Option<Resources>,
     pub other_fields: Map<String, Value>,
 }
 
@@ -31,6 +35,7 @@ pub struct NewTenant {
     pub user_id: String,
     pub max_stacks: Option<u32>,
     pub plan_tier: Option<PlanTier>,
+    pub resource_limits: Option<Resources>,
 }
 
 /// A partial update of a tenant: only the `Some` fields are sent.
@@ -41,6 +46,8 @@ pub struct TenantPatch {
     pub user_id: Option<String>,
     pub max_stacks: Option<u32>,
     pub plan_tier: Option<PlanTier>,
+    /// `Some(None)` clears the tenant's custom ceiling.
+    pub resource_limits: Option<Option<Resources>>,
 }
 
 /// A stack (`agent_stacks` record).
@@ -259,13 +266,14 @@ pub(crate) fn decode_error(operation: &'static str, detail: String) -> PocketBas
     PocketBaseError::new(operation, PocketBaseErrorKind::Decode, detail)
 }
 
-const TENANT_FIELDS: [&str; 9] = [
+const TENANT_FIELDS: [&str; 10] = [
     "id",
     "name",
     "slug",
     "user_id",
     "max_stacks",
     "plan_tier",
+    "resource_limits",
     "collectionId",
     "collectionName",
     "expand",
@@ -290,6 +298,12 @@ pub(crate) fn tenant_from_record(
     let plan_text = fields.text("plan_tier")?;
     let plan_tier = PlanTier::parse(&plan_text)
         .map_err(|source| fields.error("plan_tier", "a plan tier").with_source(source))?;
+    let resource_limits = match fields.record.get("resource_limits") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(limits_from_json(value).ok_or_else(|| {
+            fields.error("resource_limits", r#"{"cpus": <number>, "memory_mb": <integer>}"#)
+        })?),
+    };
     let other_fields = fields
         .record
         .iter()
@@ -303,8 +317,21 @@ pub(crate) fn tenant_from_record(
         user_id: fields.text("user_id")?,
         max_stacks,
         plan_tier,
+        resource_limits,
         other_fields,
     })
+}
+
+/// `{"cpus": 6, "memory_mb": 12288}` as CPU and memory (no disk).
+fn limits_from_json(value: &Value) -> Option<Resources> {
+    let object = value.as_object().filter(|object| object.len() == 2)?;
+    let cpus = object.get("cpus")?.as_f64().filter(|cpus| *cpus > 0.0 && *cpus <= 1024.0)?;
+    let memory_mb = u32::try_from(object.get("memory_mb")?.as_u64()?).ok()?;
+    Some(Resources::new((cpus * 1000.0).round() as u32, memory_mb, 0))
+}
+
+fn limits_to_json(limits: Resources) -> Value {
+    serde_json::json!({ "cpus": limits.cpus(), "memory_mb": limits.memory_mb })
 }
 
 pub(crate) fn stack_from_record(
@@ -373,6 +400,7 @@ pub(crate) fn tenant_create_body(tenant: &NewTenant) -> Value {
     body.insert("user_id".into(), tenant.user_id.clone().into());
     put(&mut body, "max_stacks", tenant.max_stacks.map(Value::from));
     put(&mut body, "plan_tier", tenant.plan_tier.map(|tier| tier.as_str().into()));
+    put(&mut body, "resource_limits", tenant.resource_limits.map(limits_to_json));
     Value::Object(body)
 }
 
@@ -383,6 +411,11 @@ pub(crate) fn tenant_patch_body(patch: &TenantPatch) -> Value {
     put(&mut body, "user_id", patch.user_id.clone().map(Value::from));
     put(&mut body, "max_stacks", patch.max_stacks.map(Value::from));
     put(&mut body, "plan_tier", patch.plan_tier.map(|tier| tier.as_str().into()));
+    put(
+        &mut body,
+        "resource_limits",
+        patch.resource_limits.map(|limits| limits.map_or(Value::Null, limits_to_json)),
+    );
     Value::Object(body)
 }
 

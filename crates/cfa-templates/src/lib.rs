@@ -18,5 +18,6 @@ pub mod render;
 
 pub use catalogue::{Catalogue, CatalogueError, Template, repository_templates_dir};
 pub use render::{
-    EnvironmentEntry, RenderError, RenderFailure, RenderRequest, RenderedStack, RoutedUrl, render,
+    EnvironmentEntry, RenderError, RenderFailure, RenderRequest, RenderedStack, RoutedUrl,
+    recorded_minimum, render,
 };

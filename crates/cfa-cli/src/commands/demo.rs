@@ -268,6 +268,7 @@ async fn demo(
                 user_id,
                 max_stacks: Some(1),
                 plan_tier: Some(PlanTier::Starter),
+                resource_limits: None,
             })
             .await
             .context("cannot create the demo tenant")?;

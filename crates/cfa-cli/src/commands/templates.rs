@@ -53,6 +53,9 @@ pub(crate) struct RenderArgs {
     /// The zone stacks' domains live under.
     #[arg(long, env = "CFA_BASE_DOMAIN", default_value = "cloudfreedom.de")]
     pub(crate) base_domain: String,
+    /// A sovereign tenant's custom ceiling, as `cfa tenant set-plan` sets it.
+    #[command(flatten)]
+    pub(crate) limits: crate::commands::tenant::CustomLimitsArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -270,7 +273,7 @@ fn render_command(global: &GlobalArgs, args: RenderArgs) -> anyhow::Result<()> {
         template,
         plans: &plans,
         plan: args.plan,
-        tenant_resource_limits: None,
+        tenant_resource_limits: args.limits.resolve(args.plan)?,
         tenant: &tenant,
         stack: &stack,
         base_domain: &base_domain,

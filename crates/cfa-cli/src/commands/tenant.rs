@@ -1,9 +1,11 @@
 //! `cfa tenant create|list|show|set-plan`: tenants as the operator manages them in PocketBase.
 //! Every change is audited; a plan change that would strand existing stacks is refused.
+//! Sovereign tenants may get a custom per-stack ceiling (`--cpus` with `--memory-mb`).
 
 use anyhow::Context;
 use cfa_core::TenantSlug;
 use cfa_core::plan::{PlanTable, PlanTier};
+use cfa_core::resources::Resources;
 use cfa_pocketbase::{
     AuditOutcome, ListOptions, NewAuditEntry, NewTenant, Password, StackFilter, Tenant, TenantPatch,
 };
@@ -30,7 +32,7 @@ pub(crate) enum TenantCommand {
         /// The tenant's slug.
         slug: String,
     },
-    /// Change a tenant's plan (and its stack quota).
+    /// Change a tenant's plan (and its stack quota, and a sovereign tenant's ceiling).
     SetPlan(SetPlanArgs),
 }
 
@@ -44,12 +46,46 @@ pub(crate) struct CreateArgs {
     /// The owner's e-mail; their PocketBase user is created when missing.
     #[arg(long)]
     pub(crate) owner_email: String,
-    /// starter, business, enterprise or sovereign.
+    /// starter, team, business or sovereign.
     #[arg(long, default_value = "starter", value_parser = parse_plan)]
     pub(crate) plan: PlanTier,
     /// The stack quota (default: the plan's).
     #[arg(long)]
     pub(crate) max_stacks: Option<u32>,
+    #[command(flatten)]
+    pub(crate) limits: CustomLimitsArgs,
+}
+
+/// A sovereign tenant's per-stack ceiling; without it the plans file's sovereign default holds.
+#[derive(Debug, Args)]
+pub(crate) struct CustomLimitsArgs {
+    /// Sovereign only: CPUs each stack may use (with --memory-mb).
+    #[arg(long, requires = "memory_mb")]
+    pub(crate) cpus: Option<f64>,
+    /// Sovereign only: memory in MB each stack may use (with --cpus).
+    #[arg(long, requires = "cpus")]
+    pub(crate) memory_mb: Option<u32>,
+}
+
+impl CustomLimitsArgs {
+    /// The ceiling asked for, checked against the plan and the range PocketBase accepts.
+    pub(crate) fn resolve(&self, plan: PlanTier) -> anyhow::Result<Option<Resources>> {
+        let (Some(cpus), Some(memory_mb)) = (self.cpus, self.memory_mb) else {
+            return Ok(None);
+        };
+        if plan != PlanTier::Sovereign {
+            return Err(exit::usage(anyhow::format_err!(
+                "--cpus and --memory-mb set a sovereign tenant's ceiling; plan {plan} has a fixed one\nhint: `cfa plans` shows each plan's ceiling"
+            )));
+        }
+        let cpus_ok = cpus > 0.0 && cpus <= 1024.0;
+        if !cpus_ok || !(64..=4_194_304).contains(&memory_mb) {
+            return Err(exit::usage(anyhow::format_err!(
+                "--cpus {cpus} --memory-mb {memory_mb} is outside 0-1024 CPUs and 64-4194304 MB"
+            )));
+        }
+        Ok(Some(Resources::new((cpus * 1000.0).round() as u32, memory_mb, 0)))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +98,9 @@ pub(crate) struct SetPlanArgs {
     /// The stack quota (default: the plan's).
     #[arg(long)]
     pub(crate) max_stacks: Option<u32>,
+    /// Without them a sovereign tenant keeps its ceiling; other plans clear it.
+    #[command(flatten)]
+    pub(crate) limits: CustomLimitsArgs,
 }
 
 fn parse_plan(input: &str) -> Result<PlanTier, String> {
@@ -88,8 +127,20 @@ fn tenant_json(tenant: &Tenant) -> Value {
         "name": tenant.name,
         "plan_tier": tenant.plan_tier.as_str(),
         "max_stacks": tenant.max_stacks,
+        "resource_limits": tenant.resource_limits.map(|limits| json!({
+            "cpus": limits.cpus(),
+            "memory_mb": limits.memory_mb,
+        })),
         "user_id": tenant.user_id,
     })
+}
+
+/// The per-stack ceiling a tenant gets, for people: `6 CPU, 12 GB per stack (custom)`.
+fn ceiling_text(plans: &PlanTable, tenant: &Tenant) -> String {
+    match tenant.resource_limits.filter(|_| tenant.plan_tier == PlanTier::Sovereign) {
+        Some(limits) => format!("{limits} per stack (custom)"),
+        None => format!("{} per stack", plans.plan(tenant.plan_tier).ceiling_for(None)),
+    }
 }
 
 pub(crate) async fn run(
@@ -125,6 +176,7 @@ async fn create(global: &GlobalArgs, platform: &Platform, args: CreateArgs) -> a
     let slug = TenantSlug::parse(&args.slug).map_err(exit::usage)?;
     let plans = settings::plans(global)?;
     let max_stacks = plan_quota(&plans, args.plan, args.max_stacks)?;
+    let resource_limits = args.limits.resolve(args.plan)?;
     if !args.owner_email.contains('@') || args.owner_email.len() > 254 {
         return Err(exit::usage(anyhow::format_err!(
             "`{}` is not an e-mail address",
@@ -153,6 +205,7 @@ async fn create(global: &GlobalArgs, platform: &Platform, args: CreateArgs) -> a
             user_id,
             max_stacks: Some(max_stacks),
             plan_tier: Some(args.plan),
+            resource_limits,
         })
         .await
         .with_context(|| format!("cannot create tenant `{slug}` in PocketBase"))?;
@@ -165,8 +218,11 @@ async fn create(global: &GlobalArgs, platform: &Platform, args: CreateArgs) -> a
         }
         OutputFormat::Text => {
             let mut text = format!(
-                "created tenant {} (plan {}, up to {} stacks)\n",
-                tenant.slug, tenant.plan_tier, tenant.max_stacks
+                "created tenant {} (plan {}, up to {} stacks, {})\n",
+                tenant.slug,
+                tenant.plan_tier,
+                tenant.max_stacks,
+                ceiling_text(&plans, &tenant)
             );
             if user_created {
                 text.push_str(&format!(
@@ -269,10 +325,11 @@ async fn show(global: &GlobalArgs, platform: &Platform, slug: &str) -> anyhow::R
         }
         OutputFormat::Text => {
             let mut text = format!(
-                "{} ({})\n  plan:   {}\n  stacks: {} of {}\n",
+                "{} ({})\n  plan:   {} ({})\n  stacks: {} of {}\n",
                 tenant.slug,
                 tenant.name,
                 tenant.plan_tier,
+                ceiling_text(&settings::plans(global)?, &tenant),
                 stacks.len(),
                 tenant.max_stacks
             );
@@ -295,6 +352,11 @@ async fn set_plan(
     let plans = settings::plans(global)?;
     let tenant = tenant_by_slug(platform, &args.slug).await?;
     let max_stacks = plan_quota(&plans, args.plan, args.max_stacks)?;
+    let resource_limits = match args.limits.resolve(args.plan)? {
+        Some(limits) => Some(limits),
+        None if args.plan == PlanTier::Sovereign => tenant.resource_limits,
+        None => None,
+    };
     let stacks = platform
         .pocketbase
         .stack_list_all(&StackFilter::tenant(&tenant.id), false)
@@ -325,6 +387,37 @@ async fn set_plan(
             tenant.slug
         )));
     }
+    // Nor a ceiling below what a stack needs: its next upgrade would be refused.
+    let ceiling = plan.ceiling_for(resource_limits);
+    let catalogue = settings::catalogue(global)?;
+    let too_small: Vec<String> = stacks
+        .iter()
+        .filter_map(|stack| {
+            let template = catalogue.get(&stack.template).ok()?;
+            let config = stack
+                .config
+                .as_object()
+                .map(|config| {
+                    config
+                        .iter()
+                        .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let minimum = cfa_templates::recorded_minimum(template, &config);
+            (!minimum.compute_fits_within(&ceiling)).then(|| {
+                format!("{} ({}) needs at least {minimum}", stack.stack_name, stack.template)
+            })
+        })
+        .collect();
+    if !too_small.is_empty() {
+        return Err(exit::refused(anyhow::format_err!(
+            "plan {} allows {ceiling} per stack, less than {} of tenant `{}`\nhint: give a larger ceiling (--cpus, --memory-mb) or delete those stacks first",
+            args.plan,
+            too_small.join(", "),
+            tenant.slug
+        )));
+    }
     let updated = platform
         .pocketbase
         .tenant_update(
@@ -332,6 +425,7 @@ async fn set_plan(
             &TenantPatch {
                 plan_tier: Some(args.plan),
                 max_stacks: Some(max_stacks),
+                resource_limits: Some(resource_limits),
                 ..TenantPatch::default()
             },
         )
@@ -342,8 +436,12 @@ async fn set_plan(
     match global.output {
         OutputFormat::Json => output::print_json(&tenant_json(&updated)),
         OutputFormat::Text => output::print_text(&format!(
-            "tenant {}: plan {} -> {}, up to {} stacks\nnote: running stacks keep their limits until `cfa upgrade`",
-            updated.slug, tenant.plan_tier, updated.plan_tier, updated.max_stacks
+            "tenant {}: plan {} -> {}, up to {} stacks, {}\nnote: running stacks keep their limits until `cfa upgrade`",
+            updated.slug,
+            tenant.plan_tier,
+            updated.plan_tier,
+            updated.max_stacks,
+            ceiling_text(&plans, &updated)
         )),
     }
 }

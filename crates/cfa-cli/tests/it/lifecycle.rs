@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cfa_pocketbase::testing::{SUPERUSER_EMAIL, SUPERUSER_PASSWORD, TestPocketBase};
 use coolify_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const BOT_TOKEN: &str = "123456789:AAlifecycleSecretBotToken-0123456789";
 const ROUTER_KEY: &str = "sk-lifecycle-router-secret-9876543210";
@@ -302,6 +302,108 @@ async fn an_operator_runs_a_stack_through_its_whole_life() {
     for secret in [BOT_TOKEN, ROUTER_KEY, SUPERUSER_PASSWORD] {
         assert!(!transcript.contains(secret), "a secret reached the output");
     }
+}
+
+/// A sovereign tenant's per-stack ceiling is the operator's: set at create or set-plan, shown,
+/// used by admission (a stack above it is refused with the command that raises it), refused
+/// for other plans, never lowered below what a stack needs, and cleared by leaving sovereign.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_sets_a_sovereign_tenants_ceiling() {
+    let world = World::start().await;
+    let created = world
+        .cfa(&[
+            "tenant",
+            "create",
+            "sov",
+            "--owner-email",
+            "ops@sov.test",
+            "--plan",
+            "sovereign",
+            "--cpus",
+            "1",
+            "--memory-mb",
+            "2048",
+            "--output",
+            "json",
+        ])
+        .await;
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    assert_eq!(created.json()["resource_limits"], json!({"cpus": 1.0, "memory_mb": 2048}));
+    let not_sovereign = world
+        .cfa(&[
+            "tenant",
+            "create",
+            "small",
+            "--owner-email",
+            "ops@small.test",
+            "--cpus",
+            "1",
+            "--memory-mb",
+            "1024",
+        ])
+        .await;
+    assert_eq!(not_sovereign.code, 2, "{}", not_sovereign.stderr);
+    assert!(
+        not_sovereign.stderr.contains("plan starter has a fixed one"),
+        "{}",
+        not_sovereign.stderr
+    );
+    let half = world.cfa(&["tenant", "set-plan", "sov", "sovereign", "--cpus", "4"]).await;
+    assert_eq!(half.code, 2, "{}", half.stderr);
+
+    let llm = world
+        .cfa(&[
+            "provision",
+            "--tenant",
+            "sov",
+            "--template",
+            "base-llm",
+            "--stack",
+            "chat",
+            "--param",
+            "router_base_url=https://router.agents.test/v1",
+            "--param",
+            "admin_email=admin@sov.test",
+            "--param",
+            &format!("router_api_key={ROUTER_KEY}"),
+        ])
+        .await;
+    assert_eq!(llm.code, 3, "{}", llm.stderr);
+    assert!(
+        llm.stderr.contains("custom ceiling is 1 CPU, 2 GB per stack")
+            && llm
+                .stderr
+                .contains("cfa tenant set-plan <tenant> sovereign --cpus 2 --memory-mb 3072"),
+        "{}",
+        llm.stderr
+    );
+    let bot = cfa_owned(&world, &bot_args("sov", "bot", &[])).await;
+    assert_eq!(bot.code, 0, "{}", bot.stderr);
+
+    let below = world
+        .cfa(&["tenant", "set-plan", "sov", "sovereign", "--cpus", "0.05", "--memory-mb", "64"])
+        .await;
+    assert_eq!(below.code, 3, "{}", below.stderr);
+    assert!(
+        below.stderr.contains("bot (telegram-bot) needs at least 0.1 CPU, 64 MB"),
+        "{}",
+        below.stderr
+    );
+    let raised = world
+        .cfa(&["tenant", "set-plan", "sov", "sovereign", "--cpus", "2.5", "--memory-mb", "4096"])
+        .await;
+    assert_eq!(raised.code, 0, "{}", raised.stderr);
+    assert!(raised.stdout.contains("2.5 CPU, 4 GB per stack (custom)"), "{}", raised.stdout);
+    let kept = world.cfa(&["tenant", "set-plan", "sov", "sovereign", "--max-stacks", "5"]).await;
+    assert_eq!(kept.code, 0, "{}", kept.stderr);
+    let shown = world.cfa(&["tenant", "show", "sov", "--output", "json"]).await;
+    assert_eq!(shown.json()["resource_limits"], json!({"cpus": 2.5, "memory_mb": 4096}));
+    assert_eq!(shown.json()["max_stacks"], 5);
+
+    let team = world.cfa(&["tenant", "set-plan", "sov", "team"]).await;
+    assert_eq!(team.code, 0, "{}", team.stderr);
+    let shown = world.cfa(&["tenant", "show", "sov", "--output", "json"]).await;
+    assert_eq!(shown.json()["resource_limits"], Value::Null);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -198,6 +198,7 @@ impl World {
                 user_id: user["id"].as_str().unwrap().to_owned(),
                 max_stacks: Some(max_stacks),
                 plan_tier: Some(plan),
+                resource_limits: None,
             })
             .await
             .unwrap();

@@ -2,8 +2,9 @@
 
 use cfa_core::{PlanTier, Resources};
 use cfa_engine::{DryRunAdmission, EngineError, ErrorClass, ServerSettings};
+use cfa_pocketbase::TenantPatch;
 
-use crate::harness::{World, bot_request, openclaw_request};
+use crate::harness::{World, base_llm_request, bot_request, openclaw_request};
 
 async fn assert_nothing_changed(world: &World, tenant_id: &str, stacks_before: usize) {
     assert_eq!(world.stacks_of(tenant_id).await.len(), stacks_before);
@@ -106,4 +107,33 @@ async fn an_image_takes_disk_once_per_server() {
     assert_eq!(error.class(), ErrorClass::Refused, "{error}");
     assert!(error.to_string().contains("short of disk"), "{error}");
     assert_nothing_changed(&world, &tenant_id, 2).await;
+}
+
+/// A sovereign tenant's custom ceiling (the operator's `tenants.resource_limits`) sets its
+/// stacks' limits; one below the template's minimum is a refusal that says how to raise it.
+#[tokio::test]
+async fn a_sovereign_tenants_custom_ceiling_sets_its_limits() {
+    let world = World::start().await;
+    let tenant_id = world.tenant("sov", PlanTier::Sovereign, 5).await;
+    let set_ceiling = |limits: Resources| {
+        let patch = TenantPatch { resource_limits: Some(Some(limits)), ..TenantPatch::default() };
+        let pb = world.pb.clone();
+        let tenant_id = tenant_id.clone();
+        async move { pb.tenant_update(&tenant_id, &patch).await.unwrap() }
+    };
+    set_ceiling(Resources::new(1000, 2048, 0)).await;
+    let engine = world.engine();
+    let error = engine.provision(&base_llm_request("sov", "chat")).await.unwrap_err();
+    assert_eq!(error.class(), ErrorClass::Refused, "{error}");
+    assert!(
+        error.to_string().contains("the tenant's custom ceiling is 1 CPU, 2 GB per stack")
+            && error.to_string().contains("--cpus 2 --memory-mb 3072"),
+        "{error}"
+    );
+    assert_nothing_changed(&world, &tenant_id, 0).await;
+
+    // Between base-llm's minimum (2 CPU, 3 GB) and its profile (3 CPU, 5 GB): exactly that.
+    set_ceiling(Resources::new(2500, 4096, 0)).await;
+    let outcome = engine.provision(&base_llm_request("sov", "chat")).await.unwrap();
+    assert_eq!(outcome.limits, Some(Resources::new(2500, 4096, 5120)));
 }

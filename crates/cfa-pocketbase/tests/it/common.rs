@@ -25,6 +25,7 @@ pub(crate) async fn world(max_stacks_a: u32) -> World {
             user_id: user_a.clone(),
             max_stacks: Some(max_stacks_a),
             plan_tier: None,
+            resource_limits: None,
         })
         .await
         .unwrap();
@@ -35,6 +36,7 @@ pub(crate) async fn world(max_stacks_a: u32) -> World {
             user_id: user_b,
             max_stacks: Some(5),
             plan_tier: None,
+            resource_limits: None,
         })
         .await
         .unwrap();

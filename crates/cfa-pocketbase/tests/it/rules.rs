@@ -3,6 +3,7 @@
 
 use cfa_core::lifecycle::StackStatus;
 use cfa_core::plan::PlanTier;
+use cfa_core::resources::Resources;
 use cfa_pocketbase::{
     ListOptions, NewStack, PocketBaseErrorKind, StackFilter, StackPatch, TenantPatch,
 };
@@ -65,6 +66,12 @@ async fn a_tenant_cannot_raise_its_quota_change_its_plan_or_give_its_tenant_away
             max_stacks: Some(100),
             ..TenantPatch::default()
         },
+        // A bigger custom ceiling, or clearing it (null), is the operator's too.
+        TenantPatch {
+            resource_limits: Some(Some(Resources::new(64_000, 262_144, 0))),
+            ..TenantPatch::default()
+        },
+        TenantPatch { resource_limits: Some(None), ..TenantPatch::default() },
     ];
     for attempt in &attempts {
         let error = world.a.tenant_update(&world.tenant_a.id, attempt).await.unwrap_err();
@@ -91,10 +98,21 @@ async fn a_tenant_cannot_raise_its_quota_change_its_plan_or_give_its_tenant_away
         .unwrap_err();
     assert_eq!(error.kind, PocketBaseErrorKind::Forbidden);
 
+    let error = world
+        .a
+        .call_raw(
+            Method::POST,
+            "api/collections/tenants/records",
+            Some(&json!({"name": "mine", "slug": "mine", "user_id": world.user_a, "resource_limits": {"cpus": 64, "memory_mb": 262144}})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, PocketBaseErrorKind::Forbidden);
+
     let tenant = world.superuser.tenant_view(&world.tenant_a.id).await.unwrap();
     assert_eq!(
-        (tenant.max_stacks, tenant.plan_tier, tenant.user_id.as_str()),
-        (1, PlanTier::Starter, world.user_a.as_str())
+        (tenant.max_stacks, tenant.plan_tier, tenant.user_id.as_str(), tenant.resource_limits),
+        (1, PlanTier::Starter, world.user_a.as_str(), None)
     );
 
     // What an owner may do: rename its tenant.
@@ -216,4 +234,51 @@ async fn a_tenant_cannot_move_a_stack_or_write_engine_owned_fields() {
         .unwrap();
     assert_eq!(resumed.status, StackStatus::Pending);
     assert_eq!(resumed.domain.as_deref(), Some("a-bot-tenant-a.cloudfreedom.de"));
+}
+
+/// A custom ceiling is empty or exactly `{"cpus", "memory_mb"}`: a typo is refused at write
+/// time (the engine would read it as the stack ceiling), for superusers too.
+#[tokio::test]
+async fn a_custom_ceiling_must_be_well_formed() {
+    let world = world(1).await;
+    let path = format!("api/collections/tenants/records/{}", world.tenant_a.id);
+    for bad in [
+        json!({"cpus": 4}),
+        json!({"cpus": 4, "memory": 8192}),
+        json!({"cpus": "4", "memory_mb": 8192}),
+        json!({"cpus": 0, "memory_mb": 8192}),
+        json!({"cpus": 4, "memory_mb": 8192.5}),
+        json!({"cpus": 4, "memory_mb": 8192, "disk_mb": 1}),
+        json!([4, 8192]),
+        json!("4 CPU"),
+    ] {
+        let error = world
+            .superuser
+            .call_raw(Method::PATCH, &path, Some(&json!({ "resource_limits": bad })))
+            .await
+            .unwrap_err();
+        assert!(
+            error.has_field_error("resource_limits", "invalid_resource_limits"),
+            "{bad}: {error}"
+        );
+    }
+    let limits = Resources::new(6500, 12_288, 0);
+    let updated = world
+        .superuser
+        .tenant_update(
+            &world.tenant_a.id,
+            &TenantPatch { resource_limits: Some(Some(limits)), ..TenantPatch::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.resource_limits, Some(limits));
+    let cleared = world
+        .superuser
+        .tenant_update(
+            &world.tenant_a.id,
+            &TenantPatch { resource_limits: Some(None), ..TenantPatch::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(cleared.resource_limits, None);
 }

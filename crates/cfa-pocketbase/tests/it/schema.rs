@@ -79,7 +79,8 @@ async fn extending_a_preexisting_tenants_keeps_every_field_and_value() {
             "active",
             "billing",
             "max_stacks",
-            "plan_tier"
+            "plan_tier",
+            "resource_limits"
         ]
     );
     let after_records = records(&superuser, "tenants").await;
@@ -90,6 +91,7 @@ async fn extending_a_preexisting_tenants_keeps_every_field_and_value() {
         }
         assert_eq!(after["max_stacks"], json!(1), "backfilled default");
         assert_eq!(after["plan_tier"], json!("starter"), "backfilled default");
+        assert_eq!(after["resource_limits"], json!(null), "no custom ceiling");
     }
     // The legacy owner rule got our guard: the owner may still rename, not raise its quota.
     let owner_client = cfa_pocketbase::PocketBaseClient::connect(
@@ -108,6 +110,9 @@ async fn extending_a_preexisting_tenants_keeps_every_field_and_value() {
         .await
         .unwrap_err();
     assert_eq!(raise.kind, PocketBaseErrorKind::NotFound);
+    let bigger = json!({"resource_limits": {"cpus": 64, "memory_mb": 262144}});
+    let raise = owner_client.call_raw(Method::PATCH, &path, Some(&bigger)).await.unwrap_err();
+    assert_eq!(raise.kind, PocketBaseErrorKind::NotFound, "nor its custom ceiling");
     owner_client
         .call_raw(Method::PATCH, &path, Some(&json!({"name": "Legacy One"})))
         .await
@@ -190,6 +195,7 @@ async fn template_values_follow_the_catalogue() {
             user_id: server.user("t@tenant.test").await.unwrap().0,
             max_stacks: Some(5),
             plan_tier: None,
+            resource_limits: None,
         })
         .await
         .unwrap();
