@@ -19,6 +19,8 @@ use crate::{Failure, ProgramFigures, TemplateOutcome, health_timeout, render};
 /// The model id every run asks for (the templates' default).
 const MODEL: &str = "gpt-4o-mini";
 const ADMIN_EMAIL: &str = "admin@conformance.example";
+/// Agent runs after the first, so OpenClaw's memory is measured on a gateway that has worked.
+const AGENT_RUNS: u32 = 20;
 
 /// What every run needs.
 #[derive(Debug, Clone)]
@@ -497,6 +499,34 @@ async fn openclaw_checks(
     let model = environment.get("ROUTER_MODEL").cloned().unwrap_or_default();
     check_router_saw(router, router_key, &model, &marker)?;
     checks.push("openclaw-agent: POST /hooks/agent runs the agent on the Router provider (the stand-in got the tenant's key, the configured model and the message)".to_owned());
+
+    // A working day in miniature: more runs in a row, so the memory figure covers a gateway
+    // that has worked (sessions, transcripts, caches), not only one that booted.
+    let started = std::time::Instant::now();
+    for run in 0..AGENT_RUNS {
+        let marker = nonce("conformance-run");
+        let agent = json!({
+            "message": format!("Run {run}: reply with one word. {marker}"), "name": "Conformance",
+            "agentId": "main", "deliver": false, "waitForCompletion": true,
+        });
+        let response = send(
+            http.post(format!("{base}/hooks/agent"))
+                .bearer_auth(&hooks_token)
+                .header("Idempotency-Key", marker.clone())
+                .json(&agent),
+        )
+        .await?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        ensure(status == StatusCode::OK && body["completion"]["status"] == json!("ok"), || {
+            format!("agent run {run} of {AGENT_RUNS} failed: {status} {body}")
+        })?;
+        check_router_saw(router, router_key, &model, &marker)?;
+    }
+    checks.push(format!(
+        "openclaw-agent: {AGENT_RUNS} more agent runs in a row all reach the Router and complete ({:.1} s each on average)",
+        started.elapsed().as_secs_f64() / f64::from(AGENT_RUNS)
+    ));
 
     let (node, script, cli_environment, port, work) = cli;
     let job_name = nonce("conformance-job");
