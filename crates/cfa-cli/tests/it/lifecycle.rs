@@ -27,7 +27,7 @@ impl Run {
 }
 
 struct World {
-    _pocketbase: TestPocketBase,
+    pocketbase: TestPocketBase,
     _sandbox: SandboxHandle,
     _dir: tempfile::TempDir,
     config: std::path::PathBuf,
@@ -65,7 +65,7 @@ impl World {
         )
         .unwrap();
         World {
-            _pocketbase: pocketbase,
+            pocketbase,
             _sandbox: sandbox,
             _dir: dir,
             config,
@@ -486,4 +486,49 @@ async fn the_demo_provisions_once_and_a_rerun_converges_to_the_same_stack() {
         first.json()["coolify_service_uuid"],
         "--reset starts over"
     );
+}
+
+/// `cfa pb install` writes our schema once (a second run changes nothing), and `cfa pb check`
+/// passes on a migrated PocketBase and exits 1 naming the rule an operator loosened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schema_is_installed_once_and_drift_is_reported() {
+    let world = World::start().await;
+    let pb_dir = tempfile::tempdir().unwrap();
+    let pb_dir = pb_dir.path().to_str().unwrap();
+    let first = world.cfa(&["pb", "install", "--pb-dir", pb_dir, "--output", "json"]).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let written = first.json()["written"].as_array().unwrap().len();
+    assert!(written >= 8, "migrations, the template values and the hooks: {}", first.stdout);
+    let second = world.cfa(&["pb", "install", "--pb-dir", pb_dir, "--output", "json"]).await;
+    assert_eq!(second.json()["written"], json!([]), "{}", second.stdout);
+    assert_eq!(second.json()["unchanged"].as_array().unwrap().len(), written);
+
+    let url = world.pocketbase.url().to_string();
+    let check = |extra: &[&str]| -> Vec<String> {
+        ["pb", "check", "--url", &url, "--email", SUPERUSER_EMAIL, "--password", SUPERUSER_PASSWORD]
+            .iter()
+            .chain(extra)
+            .map(|arg| (*arg).to_owned())
+            .collect()
+    };
+    let clean = cfa_owned(&world, &check(&["--output", "json"])).await;
+    assert_eq!(clean.code, 0, "{}\n{}", clean.stdout, clean.stderr);
+    assert_eq!(clean.json()["drift"], json!([]));
+
+    // The seed's update rule: ownership only, the hole that lets a tenant move a stack.
+    let superuser = world.pocketbase.superuser().await.unwrap();
+    let loose =
+        json!({"updateRule": "@request.auth.id != '' && tenant_id.user_id = @request.auth.id"});
+    superuser
+        .call_raw(reqwest::Method::PATCH, "api/collections/agent_stacks", Some(&loose))
+        .await
+        .unwrap();
+    let drifted = cfa_owned(&world, &check(&[])).await;
+    assert_eq!(drifted.code, 1, "{}\n{}", drifted.stdout, drifted.stderr);
+    assert!(
+        drifted.stdout.contains("agent_stacks") && drifted.stdout.contains("updateRule"),
+        "{}",
+        drifted.stdout
+    );
+    assert!(drifted.stderr.contains("1 difference(s)"), "{}", drifted.stderr);
 }
