@@ -329,7 +329,7 @@ async fn demo(
              Coolify sandbox    {}/api/v1\n\
              configuration      {}\n\
              \n\
-             try, in another terminal while this runs:\n\
+             {}:\n\
              \x20 {config_hint} cfa status demo/{DEMO_STACK}\n\
              \x20 {config_hint} cfa audit --tenant demo\n\
              \x20 {config_hint} cfa capacity\n\
@@ -340,6 +340,12 @@ async fn demo(
             data_dir.join("credentials.json").display(),
             sandbox.base_url(),
             config_path.display(),
+            // --once stops everything next: the commands work after `cfa demo` starts again.
+            if args.once {
+                "after `cfa demo` (without --once) starts it again, in another terminal"
+            } else {
+                "try, in another terminal while this runs"
+            },
         ))?,
     }
     if !args.once {
