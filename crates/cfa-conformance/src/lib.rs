@@ -81,12 +81,20 @@ pub struct TemplateOutcome {
     pub figures: Vec<ProgramFigures>,
 }
 
-/// Renders `template` for the conformance tenant through the real `cfa` binary.
+/// The smallest limits a sovereign tenant's custom ceiling may give a stack: CPUs and MB.
+#[derive(Debug, Clone, Copy)]
+pub struct CustomCeiling {
+    pub cpus: f64,
+    pub memory_mb: u32,
+}
+
+/// Renders `template` for the conformance tenant through the real `cfa` binary, under `plan`
+/// (and a sovereign tenant's `ceiling`, when given).
 pub fn render(
     cfa: &Path,
     repository: &Path,
     template: &str,
-    plan: &str,
+    (plan, ceiling): (&str, Option<CustomCeiling>),
     stack: &str,
     parameters: &[(&str, String)],
 ) -> Result<RenderedStack, Failure> {
@@ -95,6 +103,13 @@ pub fn render(
         .current_dir(repository)
         .args(["templates", "render", template, "--plan", plan, "--tenant", "conformance"])
         .args(["--stack", stack, "--format", "json", "--show-secrets"]);
+    if let Some(ceiling) = ceiling {
+        command
+            .arg("--cpus")
+            .arg(ceiling.cpus.to_string())
+            .arg("--memory-mb")
+            .arg(ceiling.memory_mb.to_string());
+    }
     for (name, value) in parameters {
         command.arg("--param").arg(format!("{name}={value}"));
     }

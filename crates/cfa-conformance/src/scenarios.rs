@@ -14,7 +14,7 @@ use crate::emulation::{PreparedStack, RenderedStack, prepare};
 use crate::process::{Running, free_port, wait_healthy};
 use crate::programs::{self, Toolchain};
 use crate::router::{ANSWER, RouterStandIn};
-use crate::{Failure, ProgramFigures, TemplateOutcome, health_timeout, render};
+use crate::{CustomCeiling, Failure, ProgramFigures, TemplateOutcome, health_timeout, render};
 
 /// The model id every run asks for (the templates' default).
 const MODEL: &str = "gpt-4o-mini";
@@ -145,11 +145,18 @@ async fn base_llm_variant(
         .await
         .map_err(|error| Failure::new(format!("cannot start the Router stand-in: {error}")))?;
     let router_key = nonce("sk-router");
+    // The smallest ceiling admission lets a sovereign tenant have for this variant (the
+    // template's minimum), so every program is judged against the tightest limit it can get.
+    let minimum_ceiling = if with_litellm {
+        CustomCeiling { cpus: 2.0, memory_mb: 3072 }
+    } else {
+        CustomCeiling { cpus: 1.5, memory_mb: 2048 }
+    };
     let rendered = render(
         &context.cfa,
         &context.repository,
         "base-llm",
-        "sovereign",
+        ("sovereign", Some(minimum_ceiling)),
         "chat",
         &[
             ("router_base_url", router.base_url()),
@@ -256,7 +263,13 @@ async fn base_llm_variant(
             return Err(Failure::new(format!("base-llm ({variant}): {failure}\n{logs}")));
         }
     }
-    let figures = finish(figures, running)?;
+    let mut figures = finish(figures, running)?;
+    for figure in &mut figures {
+        figure.plan = format!(
+            "sovereign at its minimum ceiling ({} CPU, {} MB)",
+            minimum_ceiling.cpus, minimum_ceiling.memory_mb
+        );
+    }
     Ok((checks, figures))
 }
 
@@ -357,7 +370,7 @@ pub async fn openclaw_agent(context: &Context) -> Result<TemplateOutcome, Failur
         &context.cfa,
         &context.repository,
         "openclaw-agent",
-        "business",
+        ("business", None),
         "agent",
         &[("router_base_url", router.base_url()), ("router_api_key", router_key.clone())],
     )?;
@@ -603,7 +616,7 @@ pub async fn telegram_bot(context: &Context) -> Result<TemplateOutcome, Failure>
         &context.cfa,
         &context.repository,
         "telegram-bot",
-        "starter",
+        ("starter", None),
         "bot",
         &[
             ("telegram_bot_token", bot_token.clone()),
