@@ -8,7 +8,10 @@
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, so tests can move time past the freshness windows instead of waiting them out.
+use tokio::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -201,6 +204,53 @@ fn constant_time_equal(left: &[u8], right: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::router::RetryPolicy;
+
+    /// A bot whose Telegram and Router both stopped answering (nothing listens on their port).
+    fn health_with_nothing_behind_it() -> Health {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let http = reqwest::Client::new();
+        let telegram = TelegramClient::new(http.clone(), &url, &Secret::new("1:token"));
+        let router = RouterClient::new(
+            http,
+            &format!("{url}/v1"),
+            Secret::new("sk-key"),
+            "model",
+            Duration::from_secs(2),
+            RetryPolicy::default(),
+        );
+        Health::new(telegram, router)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn readiness_turns_false_once_telegram_has_been_silent_too_long() {
+        let health = health_with_nothing_behind_it();
+        assert!(!health.readiness().await.0, "not ready before getMe worked");
+        health.identity_known();
+        health.router_answered();
+        let (ready, body) = health.readiness().await;
+        assert!(ready, "{body}");
+
+        // Both answered moments ago; a minute later Telegram is stale and its probe fails.
+        tokio::time::advance(TELEGRAM_FRESH_FOR + Duration::from_secs(1)).await;
+        let (ready, body) = health.readiness().await;
+        assert!(!ready, "{body}");
+        assert_eq!(body["telegram"], "unreachable");
+        assert_eq!(body["router"], "ok", "the Router is fresh for five minutes");
+
+        // Telegram answers again (a poll came back): ready again at once, probe cache or not.
+        health.telegram_answered();
+        assert!(health.readiness().await.0);
+
+        // Five minutes without the Router: its probe fails too.
+        tokio::time::advance(ROUTER_FRESH_FOR + Duration::from_secs(1)).await;
+        health.telegram_answered();
+        let (ready, body) = health.readiness().await;
+        assert!(!ready, "{body}");
+        assert_eq!(body["router"], "unreachable");
+    }
 
     #[test]
     fn constant_time_equal_compares_whole_values() {
