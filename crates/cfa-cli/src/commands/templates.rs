@@ -159,6 +159,7 @@ fn show(global: &GlobalArgs, name: &str) -> anyhow::Result<()> {
                 "read_only": service.read_only,
                 "minimum": { "cpus": service.minimum.cpus, "memory_mb": service.minimum.memory_mb },
                 "profile": { "cpus": service.profile.cpus, "memory_mb": service.profile.memory_mb },
+                "image_disk_mb": service.image_disk_mb,
             })).collect::<Vec<_>>(),
             "volumes": manifest.volumes.iter().map(|(name, volume)| json!({"name": name, "size_mb": volume.size_mb})).collect::<Vec<_>>(),
             "parameters": manifest.parameters.iter().map(|(name, parameter)| json!({
@@ -193,6 +194,7 @@ fn show(global: &GlobalArgs, name: &str) -> anyhow::Result<()> {
         "USER".into(),
         "MINIMUM".into(),
         "PROFILE".into(),
+        "IMAGE DISK".into(),
     ]];
     for (name, service) in &manifest.services {
         rows.push(vec![
@@ -201,6 +203,7 @@ fn show(global: &GlobalArgs, name: &str) -> anyhow::Result<()> {
             service.user.clone().unwrap_or_else(|| "root (documented exception)".into()),
             format!("{} CPU, {} MB", service.minimum.cpus, service.minimum.memory_mb),
             format!("{} CPU, {} MB", service.profile.cpus, service.profile.memory_mb),
+            format!("{} MB", service.image_disk_mb),
         ]);
     }
     text.push_str(&output::table(&rows));
@@ -229,7 +232,7 @@ fn show(global: &GlobalArgs, name: &str) -> anyhow::Result<()> {
     }
     text.push_str(&output::table(&rows));
     text.push_str(&format!(
-        "\nNeeds {} CPU, {} MB at least; uses up to {} CPU, {} MB; reserves {} MB disk.\n\nPlans:\n",
+        "\nNeeds {} CPU, {} MB at least; uses up to {} CPU, {} MB; reserves {} MB disk, plus its images' disk once per server.\n\nPlans:\n",
         format_cpus(needs.minimum.millicpus),
         needs.minimum.memory_mb,
         format_cpus(needs.profile.millicpus),
