@@ -325,6 +325,37 @@ pub fn admit(request: AdmissionRequest<'_>) -> Result<Admitted, AdmissionError> 
     })
 }
 
+/// How many more stacks of one template a server has room for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Room {
+    /// The cheapest plan that allows the template: its limits are the smallest a stack gets.
+    pub plan: PlanTier,
+    pub limits: Resources,
+    pub stacks: u32,
+}
+
+/// Beyond this, "room for" is reported as this many (a stack with tiny limits on a big host).
+const ROOM_COUNT_CAP: u32 = 100_000;
+
+/// How many more stacks of `requirements` fit `server`, each with the limits of the cheapest
+/// plan that allows the template (no custom ceiling), its images counted once; `None` when no
+/// plan allows it.
+pub fn room_on(
+    plans: &PlanTable,
+    requirements: &StackRequirements,
+    server: &ServerCapacity,
+) -> Option<Room> {
+    let plan = cheapest_plan_for(plans, None, requirements)?;
+    let limits = stack_limits(plans, plans.plan(plan), None, requirements).ok()?;
+    let mut server = server.clone();
+    let mut stacks = 0;
+    while stacks < ROOM_COUNT_CAP && shortfall(&server, limits, &requirements.images).is_none() {
+        server.reserve(limits, &requirements.images);
+        stacks += 1;
+    }
+    Some(Room { plan, limits, stacks })
+}
+
 fn shortfall(
     server: &ServerCapacity,
     limits: Resources,
@@ -505,6 +536,32 @@ mod tests {
             "sovereign base-llm at 3 CPU / 5 GB / 5 GB volume, 8 GB of images once: disk-bound ((22 GB - 8 GB) / 5 GB)"
         );
         assert!(refusal.to_string().contains("short of disk"), "{refusal}");
+    }
+
+    #[test]
+    fn room_on_a_server_is_what_admission_would_admit() {
+        let plans = PlanTable::builtin();
+        let host = ServerCapacity::seed_host("srv1");
+        for (tier, requirements) in [
+            (PlanTier::Starter, bot()),
+            (PlanTier::Business, openclaw()),
+            (PlanTier::Sovereign, base_llm()),
+        ] {
+            let room = room_on(&plans, &requirements, &host).unwrap();
+            assert_eq!(room.plan, tier, "{}", requirements.template);
+            assert_eq!(
+                room.stacks,
+                fill_seed_host(tier, &requirements).0,
+                "{}",
+                requirements.template
+            );
+        }
+        // With one OpenClaw agent placed, its image is there: room for the rest of the volumes.
+        let mut host = host;
+        host.reserve(Resources::new(1000, 1024, 2048), &openclaw().images);
+        assert_eq!(room_on(&plans, &openclaw(), &host).unwrap().stacks, 9);
+        let nowhere = requirements("nowhere", (64_000, 1_000_000), (64_000, 1_000_000), 0, &[]);
+        assert_eq!(room_on(&plans, &nowhere, &host), None, "no plan allows it");
     }
 
     #[test]

@@ -15,8 +15,8 @@ pub mod plan;
 pub mod resources;
 
 pub use admission::{
-    AdmissionError, AdmissionRequest, Admitted, ImageFootprint, ServerCapacity, StackRequirements,
-    TenantStanding, admit, stack_limits,
+    AdmissionError, AdmissionRequest, Admitted, ImageFootprint, Room, ServerCapacity,
+    StackRequirements, TenantStanding, admit, room_on, stack_limits,
 };
 pub use health::{HealthJudgement, HealthVerdict, ProbeOutcome, judge_health};
 pub use lifecycle::{StackEvent, StackStatus, TransitionError};

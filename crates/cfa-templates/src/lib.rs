@@ -19,5 +19,5 @@ pub mod render;
 pub use catalogue::{Catalogue, CatalogueError, Template, repository_templates_dir};
 pub use render::{
     EnvironmentEntry, RenderError, RenderFailure, RenderRequest, RenderedStack, RoutedUrl,
-    recorded_minimum, render,
+    recorded_requirements, render,
 };

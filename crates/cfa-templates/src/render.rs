@@ -130,7 +130,35 @@ pub enum RenderFailure {
 
 /// The requirements of a template under the given parameters (overlays can remove services).
 pub fn requirements(template: &Template, parameters: &ResolvedParameters) -> StackRequirements {
-    let removed = removed_services(template, parameters);
+    requirements_without(template, &removed_services(template, parameters))
+}
+
+/// The requirements of a stack recorded with these non-secret parameter values (its `config`;
+/// a missing value is the parameter's default): for checks that have only the record, such as
+/// whether a smaller plan would strand the stack, or how many more stacks a server has room for.
+pub fn recorded_requirements(
+    template: &Template,
+    config: &BTreeMap<String, String>,
+) -> StackRequirements {
+    let value_of = |name: &str| {
+        config.get(name).cloned().or_else(|| {
+            template.manifest.parameters.get(name).and_then(|parameter| parameter.default.clone())
+        })
+    };
+    let removed: BTreeSet<String> = template
+        .manifest
+        .overlays
+        .iter()
+        .filter(|overlay| {
+            value_of(&overlay.when.parameter).as_deref() == Some(&overlay.when.equals)
+        })
+        .flat_map(|overlay| overlay.remove_services.iter().cloned())
+        .collect();
+    requirements_without(template, &removed)
+}
+
+/// The requirements of the template's services but `removed`.
+fn requirements_without(template: &Template, removed: &BTreeSet<String>) -> StackRequirements {
     let mut minimum = Resources::ZERO;
     let mut profile = Resources::ZERO;
     let mut disk_mb = 0;
@@ -162,32 +190,6 @@ pub fn requirements(template: &Template, parameters: &ResolvedParameters) -> Sta
 
 fn figures(figures: ResourceFigures) -> Resources {
     Resources::new((figures.cpus * 1000.0).round() as u32, figures.memory_mb, 0)
-}
-
-/// The minimum CPU and memory of a stack recorded with these non-secret parameter values (its
-/// `config`): the services its overlays keep, each at its minimum. For checks that have only the
-/// record, such as whether a smaller plan would strand the stack.
-pub fn recorded_minimum(template: &Template, config: &BTreeMap<String, String>) -> Resources {
-    let value_of = |name: &str| {
-        config.get(name).cloned().or_else(|| {
-            template.manifest.parameters.get(name).and_then(|parameter| parameter.default.clone())
-        })
-    };
-    let removed: BTreeSet<&String> = template
-        .manifest
-        .overlays
-        .iter()
-        .filter(|overlay| {
-            value_of(&overlay.when.parameter).as_deref() == Some(&overlay.when.equals)
-        })
-        .flat_map(|overlay| &overlay.remove_services)
-        .collect();
-    template
-        .manifest
-        .services
-        .iter()
-        .filter(|(name, _)| !removed.contains(name))
-        .fold(Resources::ZERO, |sum, (_, service)| sum.saturating_add(figures(service.minimum)))
 }
 
 fn removed_services(template: &Template, parameters: &ResolvedParameters) -> BTreeSet<String> {

@@ -2,7 +2,7 @@
 //! what), and `cfa doctor` (is every piece reachable, authorised and as we expect).
 
 use anyhow::Context;
-use cfa_core::Resources;
+use cfa_core::{Resources, room_on};
 use cfa_pocketbase::AuditQuery;
 use clap::Args;
 use serde_json::{Value, json};
@@ -18,6 +18,19 @@ fn resources_json(resources: Resources) -> Value {
 
 pub(crate) async fn capacity(global: &GlobalArgs, platform: &Platform) -> anyhow::Result<()> {
     let servers = platform.engine.capacity().await.map_err(engine_error)?;
+    // How many more of each template every server takes, at its smallest plan's limits.
+    let catalogue = settings::catalogue(global)?;
+    let plans = &platform.engine.settings().plans;
+    let requirements: Vec<_> = catalogue
+        .templates()
+        .map(|template| cfa_templates::recorded_requirements(template, &Default::default()))
+        .collect();
+    let room = |server: &cfa_core::ServerCapacity| -> Vec<(String, cfa_core::Room)> {
+        requirements
+            .iter()
+            .filter_map(|needs| Some((needs.template.clone(), room_on(plans, needs, server)?)))
+            .collect()
+    };
     match global.output {
         OutputFormat::Json => output::print_json(&Value::Array(
             servers
@@ -38,6 +51,12 @@ pub(crate) async fn capacity(global: &GlobalArgs, platform: &Platform) -> anyhow
                         "reserved": resources_json(server.reserved),
                         "images": server.images,
                         "free": resources_json(server.free()),
+                        "room": room(server).iter().map(|(template, room)| json!({
+                            "template": template,
+                            "plan": room.plan.as_str(),
+                            "limits": resources_json(room.limits),
+                            "stacks": room.stacks,
+                        })).collect::<Vec<_>>(),
                     })
                 })
                 .collect(),
@@ -53,6 +72,7 @@ pub(crate) async fn capacity(global: &GlobalArgs, platform: &Platform) -> anyhow
                 "ALLOCATABLE".to_owned(),
                 "RESERVED".to_owned(),
                 "FREE".to_owned(),
+                "ROOM FOR".to_owned(),
             ]];
             for server in &servers {
                 let configured = platform.engine.settings().servers.contains_key(&server.id);
@@ -66,9 +86,20 @@ pub(crate) async fn capacity(global: &GlobalArgs, platform: &Platform) -> anyhow
                     server.allocatable().to_string(),
                     server.reserved.to_string(),
                     server.free().to_string(),
+                    room(server)
+                        .iter()
+                        .map(|(template, room)| {
+                            format!("{} {template} ({})", room.stacks, room.plan)
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 ]);
             }
-            output::print_text(&output::table(&rows))
+            let mut text = output::table(&rows);
+            text.push_str(
+                "\nROOM FOR: more stacks of each template at its smallest plan's limits, images counted once per server\n",
+            );
+            output::print_text(&text)
         }
     }
 }

@@ -404,7 +404,7 @@ async fn set_plan(
                         .collect()
                 })
                 .unwrap_or_default();
-            let minimum = cfa_templates::recorded_minimum(template, &config);
+            let minimum = cfa_templates::recorded_requirements(template, &config).minimum;
             (!minimum.compute_fits_within(&ceiling)).then(|| {
                 format!("{} ({}) needs at least {minimum}", stack.stack_name, stack.template)
             })

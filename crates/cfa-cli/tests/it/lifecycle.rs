@@ -269,6 +269,33 @@ async fn an_operator_runs_a_stack_through_its_whole_life() {
     let capacity = world.cfa(&["capacity", "--output", "json"]).await;
     assert_eq!(capacity.code, 0, "{}", capacity.stderr);
     assert_eq!(capacity.json()[0]["reserved"]["memory_mb"], 256, "{}", capacity.stdout);
+    // Room for more, at each template's smallest plan: the bot's 256 MB and 16 MB image are taken.
+    let room: Vec<(String, u64)> = capacity.json()[0]["room"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|room| {
+            (room["template"].as_str().unwrap().to_owned(), room["stacks"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        room,
+        [
+            ("base-llm".to_owned(), 2),
+            ("openclaw-agent".to_owned(), 10),
+            ("telegram-bot".to_owned(), 115)
+        ],
+        "{}",
+        capacity.stdout
+    );
+    let text = world.cfa(&["capacity"]).await;
+    assert!(
+        text.stdout.contains(
+            "2 base-llm (sovereign), 10 openclaw-agent (business), 115 telegram-bot (starter)"
+        ),
+        "{}",
+        text.stdout
+    );
     let audit = world.cfa(&["audit", "--tenant", "acme", "--output", "json"]).await;
     let actions: Vec<String> = audit
         .json()

@@ -286,21 +286,21 @@ fn the_catalogue_lists_the_three_templates() {
 }
 
 /// What a recorded stack needs follows its recorded parameters: base-llm without LiteLLM needs
-/// less, and the minimum matches what a render with those values requires.
+/// less, and it is exactly what a render with those values requires.
 #[test]
-fn the_recorded_minimum_follows_the_overlays() {
+fn recorded_requirements_follow_the_overlays() {
     let catalogue =
         cfa_templates::Catalogue::load(&cfa_templates::repository_templates_dir()).unwrap();
     let template = catalogue.get("base-llm").unwrap();
-    let with = cfa_templates::recorded_minimum(template, &Default::default());
+    let with = cfa_templates::recorded_requirements(template, &Default::default()).minimum;
     assert_eq!(with, Resources::new(2000, 3072, 0));
-    let without = cfa_templates::recorded_minimum(
+    let without = cfa_templates::recorded_requirements(
         template,
         &[("with_litellm".to_owned(), "false".to_owned())].into(),
     );
     let mut parameters = sample_parameters("base-llm");
     parameters.insert("with_litellm".to_owned(), "false".to_owned());
     let rendered = render_with("base-llm", PlanTier::Sovereign, "demo", &parameters).unwrap();
-    assert_eq!(without, rendered.requirements.minimum);
-    assert_eq!(without, Resources::new(1500, 2048, 0));
+    assert_eq!(without, rendered.requirements);
+    assert_eq!(without.minimum, Resources::new(1500, 2048, 0));
 }
