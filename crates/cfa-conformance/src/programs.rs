@@ -96,6 +96,25 @@ fn expect_flag(arguments: &[String], flag: &str, expected: &str) -> Result<(), F
     }
 }
 
+/// A service's program, run in `work_dir` and logged to `<service>.log` there.
+fn launch(
+    service: &NativeService,
+    work_dir: &Path,
+    label: String,
+    program: PathBuf,
+    arguments: Vec<String>,
+    environment: BTreeMap<String, String>,
+) -> Launch {
+    Launch {
+        label,
+        program,
+        arguments,
+        environment,
+        working_dir: work_dir.to_path_buf(),
+        log_file: work_dir.join(format!("{}.log", service.name)),
+    }
+}
+
 /// OpenClaw: the image runs `node dist/index.js gateway --bind lan --port 18789`; natively the
 /// npm package's `openclaw.mjs` under Node 24, on loopback and a free port.
 pub fn openclaw(
@@ -126,14 +145,14 @@ pub fn openclaw(
         "TMPDIR".to_owned(),
         scratch(prepared, &service.name, work_dir)?.display().to_string(),
     );
-    Ok(Launch {
-        label: format!("OpenClaw {version}"),
-        program: node_bin.join("node"),
+    Ok(launch(
+        service,
+        work_dir,
+        format!("OpenClaw {version}"),
+        node_bin.join("node"),
         arguments,
         environment,
-        working_dir: work_dir.to_path_buf(),
-        log_file: work_dir.join(format!("{}.log", service.name)),
-    })
+    ))
 }
 
 /// LiteLLM: the image's entrypoint is `litellm`, the rendered command its arguments; natively
@@ -166,14 +185,14 @@ pub fn litellm(
     // The non-root image's HOME is /app (read-only); its /tmp is the tmpfs.
     environment.insert("HOME".to_owned(), scratch.display().to_string());
     environment.insert("TMPDIR".to_owned(), scratch.display().to_string());
-    Ok(Launch {
-        label: format!("LiteLLM {version}"),
-        program: bin.join("litellm"),
+    Ok(launch(
+        service,
+        work_dir,
+        format!("LiteLLM {version}"),
+        bin.join("litellm"),
         arguments,
         environment,
-        working_dir: work_dir.to_path_buf(),
-        log_file: work_dir.join(format!("{}.log", service.name)),
-    })
+    ))
 }
 
 /// Open WebUI: the image runs `start.sh` (uvicorn on `$PORT`); natively `open-webui serve` on
@@ -195,18 +214,18 @@ pub fn open_webui(
     std::fs::create_dir_all(&home)
         .map_err(|error| Failure::new(format!("cannot create `{}`: {error}", home.display())))?;
     environment.insert("HOME".to_owned(), home.display().to_string());
-    Ok(Launch {
-        label: format!("Open WebUI {version}"),
-        program: bin.join("open-webui"),
-        arguments: ["serve", "--host", "127.0.0.1", "--port"]
+    Ok(launch(
+        service,
+        work_dir,
+        format!("Open WebUI {version}"),
+        bin.join("open-webui"),
+        ["serve", "--host", "127.0.0.1", "--port"]
             .into_iter()
             .map(str::to_owned)
             .chain([port.to_string()])
             .collect(),
         environment,
-        working_dir: work_dir.to_path_buf(),
-        log_file: work_dir.join(format!("{}.log", service.name)),
-    })
+    ))
 }
 
 /// Our bot: the workspace's binary; `HEALTH_LISTEN` moves to a loopback port, and
@@ -224,14 +243,14 @@ pub fn telegram_bot(
     let mut environment = base_environment(service, "");
     environment.insert("HEALTH_LISTEN".to_owned(), format!("127.0.0.1:{port}"));
     environment.insert("TELEGRAM_API_URL".to_owned(), telegram_api_url.to_owned());
-    Ok(Launch {
-        label: "telegram-bot (workspace build)".to_owned(),
-        program: toolchain.bot_binary.clone(),
-        arguments: Vec::new(),
+    Ok(launch(
+        service,
+        work_dir,
+        "telegram-bot (workspace build)".to_owned(),
+        toolchain.bot_binary.clone(),
+        Vec::new(),
         environment,
-        working_dir: work_dir.to_path_buf(),
-        log_file: work_dir.join(format!("{}.log", service.name)),
-    })
+    ))
 }
 
 #[cfg(test)]

@@ -253,6 +253,11 @@ impl Engine {
         &self.inner.settings
     }
 
+    /// The template catalogue the engine renders from.
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.inner.catalogue
+    }
+
     fn lock_for(map: &StdMutex<HashMap<String, Arc<Mutex<()>>>>, key: &str) -> Arc<Mutex<()>> {
         let mut map = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         map.entry(key.to_owned()).or_default().clone()
@@ -545,10 +550,7 @@ impl Engine {
             }
             self.failpoint(&subject, step)?;
         }
-        let record = progress.record.as_ref().ok_or_else(|| EngineError::UnknownStack {
-            tenant: subject.tenant.clone(),
-            stack: subject.stack.clone(),
-        })?;
+        let record = required(progress.record.as_ref(), &subject)?;
         Ok(outcome(&subject, record, false))
     }
 
@@ -883,17 +885,7 @@ impl Engine {
         let admitted = match decision.outcome {
             Ok(admitted) => admitted,
             Err(refusal) => {
-                let error = subject.refused(Refusal::Admission(refusal));
-                self.audit(
-                    subject,
-                    "stack.provision",
-                    Value::Null,
-                    Value::Null,
-                    AuditOutcome::Refused,
-                    Some(error.to_string()),
-                )
-                .await;
-                return Err(error);
+                return Err(self.refuse_provision(subject, Refusal::Admission(refusal)).await);
             }
         };
         let recorded = RecordedLimits {
@@ -934,17 +926,8 @@ impl Engine {
                 Ok(())
             }
             Err(error) if error.kind == PocketBaseErrorKind::StackLimitReached => {
-                let error = subject.refused(Refusal::QuotaHook { tenant: subject.tenant.clone() });
-                self.audit(
-                    subject,
-                    "stack.provision",
-                    Value::Null,
-                    Value::Null,
-                    AuditOutcome::Refused,
-                    Some(error.to_string()),
-                )
-                .await;
-                Err(error)
+                let refusal = Refusal::QuotaHook { tenant: subject.tenant.clone() };
+                Err(self.refuse_provision(subject, refusal).await)
             }
             Err(error) if matches!(error.kind, PocketBaseErrorKind::NotUnique { .. }) => {
                 // Another process created it first: continue with its record.
@@ -1299,12 +1282,35 @@ impl Engine {
         let tenant = self.tenant(subject).await?;
         let lock =
             Self::lock_for(&self.inner.stack_locks, &format!("{}/{}", tenant.id, subject.stack));
-        let record = self.find_record(subject, &tenant.id, Step::RecordStopped).await?;
-        let record = record.ok_or_else(|| EngineError::UnknownStack {
-            tenant: subject.tenant.clone(),
-            stack: subject.stack.clone(),
-        })?;
+        let record = self.reread(subject, &tenant.id, Step::RecordStopped).await?;
         Ok((tenant, record, lock))
+    }
+
+    /// A provision refused before anything was created: audited, and the error to return.
+    async fn refuse_provision(&self, subject: &Subject, refusal: Refusal) -> EngineError {
+        let error = subject.refused(refusal);
+        let reason = Some(error.to_string());
+        self.audit(
+            subject,
+            "stack.provision",
+            Value::Null,
+            Value::Null,
+            AuditOutcome::Refused,
+            reason,
+        )
+        .await;
+        error
+    }
+
+    /// The stack's record, read (again) now: callers re-read under the stack's lock, since
+    /// another run may have changed it while they waited.
+    async fn reread(
+        &self,
+        subject: &Subject,
+        tenant_id: &str,
+        step: Step,
+    ) -> Result<AgentStack, EngineError> {
+        self.find_record(subject, tenant_id, step).await?.ok_or_else(|| subject.unknown_stack())
     }
 
     /// Suspends a stack: stop without Docker cleanup, so its volumes are kept.
@@ -1312,13 +1318,7 @@ impl Engine {
         let subject = Subject { tenant: tenant.to_owned(), stack: stack.to_owned() };
         let (tenant_record, _, lock) = self.existing(&subject).await?;
         let _guard = lock.lock().await;
-        let record = self
-            .find_record(&subject, &tenant_record.id, Step::StopService)
-            .await?
-            .ok_or_else(|| EngineError::UnknownStack {
-                tenant: subject.tenant.clone(),
-                stack: subject.stack.clone(),
-            })?;
+        let record = self.reread(&subject, &tenant_record.id, Step::StopService).await?;
         if record.status == StackStatus::Stopped {
             return Ok(outcome(&subject, &record, false));
         }
@@ -1384,13 +1384,7 @@ impl Engine {
         let subject = Subject { tenant: tenant.to_owned(), stack: stack.to_owned() };
         let (tenant_record, _, lock) = self.existing(&subject).await?;
         let _guard = lock.lock().await;
-        let record = self
-            .find_record(&subject, &tenant_record.id, Step::StartService)
-            .await?
-            .ok_or_else(|| EngineError::UnknownStack {
-                tenant: subject.tenant.clone(),
-                stack: subject.stack.clone(),
-            })?;
+        let record = self.reread(&subject, &tenant_record.id, Step::StartService).await?;
         let record = match record.status {
             StackStatus::Running => return Ok(outcome(&subject, &record, false)),
             StackStatus::Stopped => {
@@ -1470,13 +1464,7 @@ impl Engine {
         let (slug, stack_name) = self.parse_names(&subject)?;
         let (tenant_record, _, lock) = self.existing(&subject).await?;
         let _guard = lock.lock().await;
-        let record = self
-            .find_record(&subject, &tenant_record.id, Step::UpdateService)
-            .await?
-            .ok_or_else(|| EngineError::UnknownStack {
-                tenant: subject.tenant.clone(),
-                stack: subject.stack.clone(),
-            })?;
+        let record = self.reread(&subject, &tenant_record.id, Step::UpdateService).await?;
         // `deploying` or `error` with a service: an upgrade (or resume) that was interrupted or
         // failed; rerunning it finishes the job, restarting even when nothing differs anymore.
         let resuming = match record.status {
@@ -1678,13 +1666,7 @@ impl Engine {
             tokio::time::sleep(self.inner.settings.delete_grace).await;
         }
         let _guard = lock.lock().await;
-        let record = self
-            .find_record(&subject, &tenant_record.id, Step::DeleteService)
-            .await?
-            .ok_or_else(|| EngineError::UnknownStack {
-                tenant: subject.tenant.clone(),
-                stack: subject.stack.clone(),
-            })?;
+        let record = self.reread(&subject, &tenant_record.id, Step::DeleteService).await?;
         let coolify = &self.inner.coolify;
         let result = async {
             // The service: by the recorded uuid, else by name and marker (a crash before the
@@ -1827,10 +1809,7 @@ fn service_urls(rendered: &RenderedStack) -> Vec<ServiceUrl> {
 }
 
 fn required<'a, T>(value: Option<&'a T>, subject: &Subject) -> Result<&'a T, EngineError> {
-    value.ok_or_else(|| EngineError::UnknownStack {
-        tenant: subject.tenant.clone(),
-        stack: subject.stack.clone(),
-    })
+    value.ok_or_else(|| subject.unknown_stack())
 }
 
 fn invalid_state(

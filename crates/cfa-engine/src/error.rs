@@ -150,6 +150,10 @@ pub(crate) struct Subject {
 }
 
 impl Subject {
+    pub(crate) fn unknown_stack(&self) -> EngineError {
+        EngineError::UnknownStack { tenant: self.tenant.clone(), stack: self.stack.clone() }
+    }
+
     pub(crate) fn coolify(&self, step: Step, source: CoolifyError) -> EngineError {
         let hint = source.hint().unwrap_or_else(|| "check Coolify and its logs".to_owned());
         EngineError::Coolify {

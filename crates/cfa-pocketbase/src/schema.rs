@@ -39,6 +39,19 @@ pub const HOOKS: [(&str, &str); 3] = [
     ("cfa/audit.js", include_str!("../../../pocketbase/pb_hooks/cfa/audit.js")),
 ];
 
+/// The `pocketbase` arguments that point it at a directory `install` wrote into: its data,
+/// our migrations and our hooks (`pocketbase serve` or `superuser upsert` come before them).
+pub fn directory_arguments(pb_dir: &Path) -> [std::ffi::OsString; 6] {
+    [
+        "--dir".into(),
+        pb_dir.join("pb_data").into(),
+        "--migrationsDir".into(),
+        pb_dir.join("pb_migrations").into(),
+        "--hooksDir".into(),
+        pb_dir.join("pb_hooks").into(),
+    ]
+}
+
 /// The generated migration's file name part; one such file exists per installed catalogue.
 const TEMPLATE_VALUES_MARKER: &str = "_cfa_template_values_";
 

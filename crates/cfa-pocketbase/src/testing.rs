@@ -142,15 +142,9 @@ impl TestPocketBase {
     }
 
     fn command(&self) -> Command {
-        let dir = self.directory.path();
         let mut command = Command::new(&self.binary);
         command
-            .arg("--dir")
-            .arg(dir.join("pb_data"))
-            .arg("--migrationsDir")
-            .arg(dir.join("pb_migrations"))
-            .arg("--hooksDir")
-            .arg(dir.join("pb_hooks"))
+            .args(crate::schema::directory_arguments(self.directory.path()))
             .arg("--automigrate=false")
             .arg("--hooksWatch=false");
         command

@@ -143,14 +143,7 @@ async fn start_pocketbase(
         .context("cannot write our PocketBase migrations and hooks")?;
     let command = |extra: &[&str]| {
         let mut command = tokio::process::Command::new(binary);
-        command
-            .arg("--dir")
-            .arg(pb_dir.join("pb_data"))
-            .arg("--migrationsDir")
-            .arg(pb_dir.join("pb_migrations"))
-            .arg("--hooksDir")
-            .arg(pb_dir.join("pb_hooks"))
-            .args(extra);
+        command.args(cfa_pocketbase::schema::directory_arguments(pb_dir)).args(extra);
         command
     };
     let output = command(&["superuser", "upsert", email, password])

@@ -19,9 +19,10 @@ fn resources_json(resources: Resources) -> Value {
 pub(crate) async fn capacity(global: &GlobalArgs, platform: &Platform) -> anyhow::Result<()> {
     let servers = platform.engine.capacity().await.map_err(engine_error)?;
     // How many more of each template every server takes, at its smallest plan's limits.
-    let catalogue = settings::catalogue(global)?;
     let plans = &platform.engine.settings().plans;
-    let requirements: Vec<_> = catalogue
+    let requirements: Vec<_> = platform
+        .engine
+        .catalogue()
         .templates()
         .map(|template| cfa_templates::recorded_requirements(template, &Default::default()))
         .collect();

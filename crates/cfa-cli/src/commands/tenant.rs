@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::args::{GlobalArgs, OutputFormat};
 use crate::commands::stacks::tenant_by_slug;
 use crate::platform::Platform;
-use crate::{exit, output, settings};
+use crate::{exit, output};
 
 /// `max_stacks` for a plan without a count limit (PocketBase's number field needs a value).
 const UNLIMITED_STACKS: u32 = 1000;
@@ -174,8 +174,8 @@ async fn audit(platform: &Platform, action: &str, slug: &str, before: Value, aft
 
 async fn create(global: &GlobalArgs, platform: &Platform, args: CreateArgs) -> anyhow::Result<()> {
     let slug = TenantSlug::parse(&args.slug).map_err(exit::usage)?;
-    let plans = settings::plans(global)?;
-    let max_stacks = plan_quota(&plans, args.plan, args.max_stacks)?;
+    let plans = &platform.engine.settings().plans;
+    let max_stacks = plan_quota(plans, args.plan, args.max_stacks)?;
     let resource_limits = args.limits.resolve(args.plan)?;
     if !args.owner_email.contains('@') || args.owner_email.len() > 254 {
         return Err(exit::usage(anyhow::format_err!(
@@ -222,7 +222,7 @@ async fn create(global: &GlobalArgs, platform: &Platform, args: CreateArgs) -> a
                 tenant.slug,
                 tenant.plan_tier,
                 tenant.max_stacks,
-                ceiling_text(&plans, &tenant)
+                ceiling_text(plans, &tenant)
             );
             if user_created {
                 text.push_str(&format!(
@@ -329,7 +329,7 @@ async fn show(global: &GlobalArgs, platform: &Platform, slug: &str) -> anyhow::R
                 tenant.slug,
                 tenant.name,
                 tenant.plan_tier,
-                ceiling_text(&settings::plans(global)?, &tenant),
+                ceiling_text(&platform.engine.settings().plans, &tenant),
                 stacks.len(),
                 tenant.max_stacks
             );
@@ -349,9 +349,9 @@ async fn set_plan(
     platform: &Platform,
     args: SetPlanArgs,
 ) -> anyhow::Result<()> {
-    let plans = settings::plans(global)?;
+    let plans = &platform.engine.settings().plans;
     let tenant = tenant_by_slug(platform, &args.slug).await?;
-    let max_stacks = plan_quota(&plans, args.plan, args.max_stacks)?;
+    let max_stacks = plan_quota(plans, args.plan, args.max_stacks)?;
     let resource_limits = match args.limits.resolve(args.plan)? {
         Some(limits) => Some(limits),
         None if args.plan == PlanTier::Sovereign => tenant.resource_limits,
@@ -389,7 +389,7 @@ async fn set_plan(
     }
     // Nor a ceiling below what a stack needs: its next upgrade would be refused.
     let ceiling = plan.ceiling_for(resource_limits);
-    let catalogue = settings::catalogue(global)?;
+    let catalogue = platform.engine.catalogue();
     let too_small: Vec<String> = stacks
         .iter()
         .filter_map(|stack| {
@@ -441,7 +441,7 @@ async fn set_plan(
             tenant.plan_tier,
             updated.plan_tier,
             updated.max_stacks,
-            ceiling_text(&plans, &updated)
+            ceiling_text(plans, &updated)
         )),
     }
 }
