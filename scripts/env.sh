@@ -2,3 +2,5 @@
 export CFA_CACHE_DIR="${CFA_CACHE_DIR:-$HOME/.cache/cfa}"
 # PocketBase 0.40.6 (scripts/install-deps); tests also honour CFA_POCKETBASE_BIN.
 export PATH="$CFA_CACHE_DIR/pocketbase-0.40.6/bin:$PATH"
+# The Docker engine scripts/install-docker starts (a short socket path: unix sockets max 108 bytes).
+export DOCKER_HOST="${DOCKER_HOST:-unix:///run/cfa-docker/docker.sock}"
