@@ -1,0 +1,96 @@
+# Helpers for the recipes in images/*/recipe.sh, sourced by scripts/build-images (bash, set -euo pipefail).
+# `docker build` has no network here (RUN steps cannot download), so every root filesystem is
+# made on the host: Debian bookworm from debootstrap, packages installed by chroot-ing into a copy
+# (the host's network works there), then `docker import`; the Dockerfile on top only adds metadata
+# and small files.
+
+DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+
+# The hash of a recipe's root filesystem: recipe.sh, this file and the version (not the
+# Dockerfile: changing only metadata re-imports nothing).
+rootfs_hash() { # recipe-dir version
+  { echo "$2"; sha256sum "$1/recipe.sh" images/lib.sh; } | sha256sum | cut -c1-16
+}
+
+# A pristine minbase bookworm, made once into $IMAGES_CACHE/debian-bookworm/rootfs.
+debian_base() {
+  local base="$IMAGES_CACHE/debian-bookworm"
+  if [ ! -f "$base/.done" ]; then
+    command -v debootstrap >/dev/null 2>&1 || {
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+    }
+    echo "   debootstrap bookworm (minbase) into $base/rootfs" >&2
+    rm -rf "$base"
+    mkdir -p "$base"
+    debootstrap --variant=minbase bookworm "$base/rootfs" "$DEBIAN_MIRROR" >"$base/debootstrap.log" 2>&1 || {
+      tail -n 20 "$base/debootstrap.log" >&2
+      return 1
+    }
+    touch "$base/.done"
+  fi
+  echo "$base/rootfs"
+}
+
+# Runs a command inside a root filesystem with /proc, /dev and the host's DNS, then unmounts.
+in_chroot() { # root command...
+  local root="$1" status=0
+  shift
+  mount -t proc proc "$root/proc"
+  mount --rbind /dev "$root/dev"
+  mount --make-rslave "$root/dev"
+  cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+  env -i HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive \
+    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    chroot "$root" "$@" || status=$?
+  umount -R "$root/dev" || umount -l "$root/dev"
+  umount "$root/proc" || umount -l "$root/proc"
+  return "$status"
+}
+
+# apt-get install inside a root filesystem, leaving no lists or archives behind.
+chroot_apt() { # root package...
+  local root="$1"
+  shift
+  in_chroot "$root" sh -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
+    && apt-get clean && rm -rf /var/lib/apt/lists/*' apt "$@"
+}
+
+# Builds (once per rootfs hash) the root filesystem of a recipe into <work>/rootfs with the
+# recipe's `recipe_rootfs <root> <version>` on top of a copy of the Debian base, and imports it
+# as cfa-local/<name>-rootfs:<version>. Prints that tag.
+rootfs_image() { # name version work recipe-dir
+  local name="$1" version="$2" work="$3" dir="$4" hash tag base
+  hash=$(rootfs_hash "$dir" "$version")
+  tag="cfa-local/$name-rootfs:$version"
+  if [ "$(docker image inspect --format '{{index .Config.Labels "cfa.rootfs"}}' "$tag" 2>/dev/null)" = "$hash" ]; then
+    echo "$tag"
+    return
+  fi
+  if [ "$(cat "$work/rootfs.done" 2>/dev/null)" != "$hash" ]; then
+    base=$(debian_base)
+    rm -rf "$work/rootfs" "$work/rootfs.done"
+    echo "   copying the Debian base into $work/rootfs" >&2
+    cp -a "$base" "$work/rootfs"
+    recipe_rootfs "$work/rootfs" "$version" >&2
+    # Nothing of the host's stays behind in the image.
+    rm -f "$work/rootfs/etc/resolv.conf"
+    rm -rf "$work/rootfs/root/.cache" "$work/rootfs/tmp/"* "$work/rootfs/var/cache/apt/"*.bin
+    echo "$hash" >"$work/rootfs.done"
+  fi
+  echo "   importing $work/rootfs ($(du -sh "$work/rootfs" | cut -f1)) as $tag" >&2
+  tar -C "$work/rootfs" --numeric-owner -cf - . |
+    docker import --change "LABEL cfa.rootfs=$hash" - "$tag" >/dev/null
+  echo "$tag"
+}
+
+# docker build of a recipe's Dockerfile with the recipe label; extra arguments go to docker build.
+build_with_label() { # image hash context-dir dockerfile [docker build args...]
+  local image="$1" hash="$2" context="$3" dockerfile="$4"
+  shift 4
+  local output
+  # Quiet unless it fails (the legacy builder also warns that buildx is missing, every time).
+  if ! output=$(docker build --quiet --label "cfa.recipe=$hash" -f "$dockerfile" -t "$image" "$@" "$context" 2>&1); then
+    echo "$output" >&2
+    return 1
+  fi
+}
