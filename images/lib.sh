@@ -39,9 +39,17 @@ in_chroot() { # root command...
   mount --rbind /dev "$root/dev"
   mount --make-rslave "$root/dev"
   cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+  # The host's CA bundle (it may trust a TLS-inspecting proxy the image must not trust) is
+  # mounted for pip and npm during the build only, never written into the root filesystem.
+  touch "$root/run/cfa-host-ca.crt"
+  mount --bind -o ro /etc/ssl/certs/ca-certificates.crt "$root/run/cfa-host-ca.crt"
   env -i HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PIP_CERT=/run/cfa-host-ca.crt SSL_CERT_FILE=/run/cfa-host-ca.crt REQUESTS_CA_BUNDLE=/run/cfa-host-ca.crt \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 \
     chroot "$root" "$@" || status=$?
+  umount "$root/run/cfa-host-ca.crt" || umount -l "$root/run/cfa-host-ca.crt"
+  rm -f "$root/run/cfa-host-ca.crt"
   umount -R "$root/dev" || umount -l "$root/dev"
   umount "$root/proc" || umount -l "$root/proc"
   return "$status"

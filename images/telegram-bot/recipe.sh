@@ -23,12 +23,13 @@ recipe_build() { # image version hash work
   local image="$1" version="$2" hash="$3" context="$4/context"
   local binary="${CARGO_TARGET_DIR:-$CFA_CACHE_DIR/cargo-target}/x86_64-unknown-linux-musl/bot-release/telegram-bot"
   rm -rf "$context"
-  mkdir -p "$context/rootfs/usr/local/bin" "$context/rootfs/etc/ssl/certs" "$context/rootfs/tmp"
-  # What distroless/static-debian12:nonroot has that a program may look at: users, CA roots, /tmp.
+  mkdir -p "$context/rootfs/usr/local/bin" "$context/rootfs/etc" "$context/rootfs/tmp"
+  # What distroless/static-debian12:nonroot has that a program may look at: users, /tmp. Not its
+  # CA roots: the bot's TLS (reqwest + rustls) carries webpki-roots, and the host's bundle may
+  # trust a TLS-inspecting proxy that an image must not.
   printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' \
     >"$context/rootfs/etc/passwd"
   printf 'root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n' >"$context/rootfs/etc/group"
-  cp /etc/ssl/certs/ca-certificates.crt "$context/rootfs/etc/ssl/certs/ca-certificates.crt"
   mkdir -p "$context/rootfs/home/nonroot"
   chmod 1777 "$context/rootfs/tmp"
   chown 65532:65532 "$context/rootfs/home/nonroot"
