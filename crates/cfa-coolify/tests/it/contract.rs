@@ -1,6 +1,8 @@
 //! Contract check: every request the client sent and every sandbox answer, validated against
 //! Coolify's own OpenAPI 3.1 spec, read at test time from `<workspace>/../shared/coolify/
-//! openapi.yaml` (or `CFA_COOLIFY_OPENAPI`), never copied into the repository.
+//! openapi.yaml` (or `CFA_COOLIFY_OPENAPI`), never copied into the repository. On a clone of
+//! this repository alone the file is absent: outside CI the comparison is skipped with one
+//! printed line; with `CI=true` a missing spec is an error.
 //!
 //! The spec is taken as written with one reading rule: OpenAPI 3.0's `nullable: true`, which the
 //! generator still emits in this 3.1 document, allows `null`. Where Coolify's code knowingly
@@ -8,6 +10,7 @@
 //! with its reason; nothing else passes.
 
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::sync::OnceLock;
 
 use coolify_sandbox::Exchange;
@@ -125,17 +128,30 @@ pub(crate) struct Spec {
     document: Value,
 }
 
-pub(crate) fn spec() -> &'static Spec {
-    static SPEC: OnceLock<Spec> = OnceLock::new();
+pub(crate) fn spec() -> Option<&'static Spec> {
+    static SPEC: OnceLock<Option<Spec>> = OnceLock::new();
     SPEC.get_or_init(|| {
         let path = std::env::var("CFA_COOLIFY_OPENAPI").unwrap_or_else(|_| {
             format!("{}/../../../shared/coolify/openapi.yaml", env!("CARGO_MANIFEST_DIR"))
         });
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|error| {
-            panic!(
-                "cannot read Coolify's OpenAPI spec at {path} ({error}); set CFA_COOLIFY_OPENAPI"
-            )
-        });
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if !running_in_ci() => {
+                // Straight to the process's stderr: libtest captures `eprintln!` of passing
+                // tests. One line for the whole test binary: the spec is read once.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "skipping the OpenAPI contract comparison: cannot read Coolify's spec at \
+                     {path} ({error}); set CFA_COOLIFY_OPENAPI or put ../shared beside the \
+                     repository"
+                );
+                return None;
+            }
+            Err(error) => panic!(
+                "cannot read Coolify's OpenAPI spec at {path} ({error}); set CFA_COOLIFY_OPENAPI \
+                 (CI=true: the contract comparison may not be skipped)"
+            ),
+        };
         let mut document: Value = serde_norway::from_str(&text)
             .unwrap_or_else(|error| panic!("{path} is not YAML: {error}"));
         for deviation in DEVIATIONS {
@@ -159,8 +175,14 @@ pub(crate) fn spec() -> &'static Spec {
                 DeviationKind::AnyRouteStatus { .. } => {}
             }
         }
-        Spec { document }
+        Some(Spec { document })
     })
+    .as_ref()
+}
+
+/// CI sets `CI=true`; there a missing reference file is an error, never a skip.
+fn running_in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "false" && value != "0")
 }
 
 impl Spec {
@@ -248,8 +270,9 @@ fn media_type(content_type: Option<&str>) -> Option<String> {
 }
 
 /// Validates every exchange; returns one line per violation.
+/// Every breach of the spec in `exchanges`; none when the spec is absent (see the module doc).
 pub(crate) fn violations(exchanges: &[Exchange]) -> Vec<String> {
-    let spec = spec();
+    let Some(spec) = spec() else { return Vec::new() };
     let mut found = Vec::new();
     for exchange in exchanges {
         let label = format!("{} {} -> {}", exchange.method, exchange.path, exchange.status);
@@ -403,13 +426,16 @@ fn check_response(
 #[test]
 fn every_deviation_points_into_the_spec() {
     // `spec()` panics on a deviation whose target is missing; this keeps the list honest.
-    let spec = spec();
+    let Some(spec) = spec() else { return };
     assert!(spec.operation("GET", "/services").is_some());
     assert!(spec.operation("POST", "/services").is_some());
 }
 
 #[test]
 fn the_checker_catches_a_bad_answer() {
+    if spec().is_none() {
+        return;
+    }
     let exchange = Exchange {
         method: "GET".to_owned(),
         route: Some("/api/v1/projects".to_owned()),

@@ -4,6 +4,7 @@ use cfa_core::plan::{PlanTable, PlanTier};
 use cfa_core::resources::Resources;
 use cfa_templates::lint::{LintPolicy, lint};
 use serde_json::Value;
+use std::io::Write as _;
 
 use crate::support::{
     ROUTER_KEY, TELEGRAM_TOKEN, catalogue, chain, render_with, sample_parameters,
@@ -224,25 +225,43 @@ fn strip_coolify_keys(value: &mut Value) {
     }
 }
 
-fn compose_spec_validator() -> jsonschema::Validator {
+/// The compose-spec schema, or `None` on a clone without `../shared` outside CI (one printed
+/// line says the check was skipped); with `CI=true` a missing schema is an error.
+fn compose_spec_validator() -> Option<jsonschema::Validator> {
     let path =
         std::env::var("CFA_COMPOSE_SPEC").map(std::path::PathBuf::from).unwrap_or_else(|_| {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../../../shared/compose/compose-spec.json")
         });
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| {
-        panic!("read the compose-spec schema at {}: {error}", path.display())
-    });
+    let in_ci = std::env::var("CI")
+        .is_ok_and(|value| !value.is_empty() && value != "false" && value != "0");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if !in_ci => {
+            // Straight to the process's stderr: libtest captures `eprintln!` of passing tests.
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipping the compose-spec validation: cannot read {} ({error}); set \
+                 CFA_COMPOSE_SPEC or put ../shared beside the repository",
+                path.display()
+            );
+            return None;
+        }
+        Err(error) => panic!(
+            "read the compose-spec schema at {}: {error} (CI=true: this check may not be skipped)",
+            path.display()
+        ),
+    };
     let mut schema: Value = serde_json::from_str(&text).unwrap();
     // The file names its draft by an https URL the validator does not know offline; the
     // schema is draft-07, so say so directly.
     schema.as_object_mut().unwrap().remove("$schema");
-    jsonschema::draft7::new(&schema).expect("the compose-spec schema compiles")
+    Some(jsonschema::draft7::new(&schema).expect("the compose-spec schema compiles"))
 }
 
 #[test]
 fn every_rendered_compose_validates_against_the_compose_spec() {
-    let validator = compose_spec_validator();
+    let Some(validator) = compose_spec_validator() else { return };
     let mut variants: Vec<(String, PlanTier, std::collections::BTreeMap<String, String>)> =
         allowed_pairs()
             .into_iter()
