@@ -85,6 +85,12 @@ pub(crate) struct EngineSection {
     /// How long `cfa delete` waits before deleting unless `--force`, e.g. "10s".
     #[serde(default, with = "optional_duration")]
     pub(crate) delete_grace: Option<Duration>,
+    /// Coolify's status interval (its status job or Sentinel push), e.g. "60s".
+    #[serde(default, with = "optional_duration")]
+    pub(crate) status_lag: Option<Duration>,
+    /// Pause between probes of a starting stack's URL, e.g. "500ms".
+    #[serde(default, with = "optional_duration")]
+    pub(crate) probe_interval: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

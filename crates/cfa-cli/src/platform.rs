@@ -77,6 +77,12 @@ pub(crate) fn engine_settings(
     if let Some(grace) = engine_section.delete_grace {
         engine_settings.delete_grace = grace;
     }
+    if let Some(lag) = engine_section.status_lag {
+        engine_settings.status_lag = lag;
+    }
+    if let Some(interval) = engine_section.probe_interval {
+        engine_settings.probe_interval = interval;
+    }
     if let Some(probe_url) = config.probe_url() {
         let parsed = probe_url.parse().map_err(|error| {
             exit::usage(anyhow::format_err!("CFA_PROBE_URL `{probe_url}` is not a URL: {error}"))

@@ -2,7 +2,8 @@
 //!
 //! Everything here decides; nothing here does I/O. Plans and their ceilings ([`plan`]),
 //! admission and placement ([`admission`]), the stack lifecycle ([`lifecycle`]), names and
-//! domains ([`naming`]), resource arithmetic ([`resources`]) and health judgement ([`health`]).
+//! domains ([`naming`]), resource arithmetic ([`resources`]), health judgement ([`health`]) and
+//! readiness after a start across Coolify's status lag ([`readiness`]).
 //!
 //! **Architecture invariant:** no tokio, no reqwest, no file system, no clock. Functions take
 //! what they need as arguments and return decisions or typed errors.
@@ -12,6 +13,7 @@ pub mod health;
 pub mod lifecycle;
 pub mod naming;
 pub mod plan;
+pub mod readiness;
 pub mod resources;
 
 pub use admission::{
@@ -22,4 +24,5 @@ pub use health::{HealthJudgement, HealthVerdict, ProbeOutcome, judge_health};
 pub use lifecycle::{StackEvent, StackStatus, TransitionError};
 pub use naming::{BaseDomain, NameError, StackName, TenantSlug};
 pub use plan::{BackupPolicy, Plan, PlanError, PlanTable, PlanTier};
+pub use readiness::{Readiness, ReadinessWatch, StartKind};
 pub use resources::Resources;

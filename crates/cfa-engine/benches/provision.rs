@@ -54,6 +54,8 @@ async fn setup(
     );
     settings.actor = "bench".to_owned();
     settings.poll_interval = poll_interval;
+    settings.probe_interval = poll_interval;
+    settings.status_lag = Duration::ZERO;
     settings.deploy_timeout = Duration::from_secs(600);
     settings.operation_timeout = Duration::from_secs(600);
     settings.delete_grace = Duration::ZERO;

@@ -28,8 +28,7 @@ use cfa_core::lifecycle::next;
 use cfa_core::naming::{coolify_project_name, coolify_service_name};
 use cfa_core::plan::BackupPolicy;
 use cfa_core::{
-    HealthVerdict, ProbeOutcome, Resources, ServerCapacity, StackEvent, StackName, StackStatus,
-    TenantSlug, judge_health,
+    Resources, ServerCapacity, StackEvent, StackName, StackStatus, StartKind, TenantSlug,
 };
 use cfa_pocketbase::{
     AgentStack, AuditOutcome, NewAuditEntry, NewStack, PocketBaseClient, PocketBaseErrorKind,
@@ -41,12 +40,12 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use crate::error::{EngineError, Refusal, Subject};
-use crate::probe::{describe, probe};
 use crate::settings::EngineSettings;
 use crate::steps::{ProvisionObservation, Step, plan_provision};
 
 mod claims;
 mod read_only;
+mod wait;
 use claims::Created;
 pub use read_only::{DryRunAdmission, OperationDryRun, ProvisionDryRun, StackHealth};
 
@@ -189,6 +188,8 @@ struct Progress {
     created_service: bool,
     /// The project's `production` environment was seen (or came with a project created now).
     environment_known: bool,
+    /// When this run queued Coolify's start (readiness is judged from then).
+    start_queued_at: Option<Instant>,
 }
 
 fn sha256(text: &str) -> String {
@@ -807,11 +808,16 @@ impl Engine {
             }
             Step::StartService => {
                 let service_uuid = required(progress.service_uuid.as_ref(), subject)?;
-                self.start(subject, service_uuid).await
+                progress.start_queued_at = Some(self.start(subject, service_uuid).await?);
+                Ok(())
             }
             Step::WaitReady => {
                 let service_uuid = required(progress.service_uuid.as_ref(), subject)?;
-                self.wait_ready(subject, service_uuid, context.rendered.domain.as_deref()).await
+                // Skipped start (the service already runs, or an earlier run queued it): the
+                // wait starts now.
+                let queued_at = progress.start_queued_at.unwrap_or_else(Instant::now);
+                let domain = context.rendered.domain.as_deref();
+                self.wait_ready(subject, service_uuid, domain, StartKind::Start, queued_at).await
             }
             Step::RecordRunning => {
                 let record = required(progress.record.as_ref(), subject)?;
@@ -1172,106 +1178,6 @@ impl Engine {
         Ok(())
     }
 
-    async fn start(&self, subject: &Subject, service_uuid: &str) -> Result<(), EngineError> {
-        match self.inner.coolify.start_service_by_uuid(service_uuid).await {
-            Ok(_) => Ok(()),
-            // "Service is already running.": a rerun after the start was queued.
-            Err(error) if matches!(error.kind, CoolifyErrorKind::BadRequest { .. }) => Ok(()),
-            Err(error) => Err(subject.coolify(Step::StartService, error)),
-        }
-    }
-
-    /// Polls Coolify's status and probes the URL until both say ready, or the deploy fails, or
-    /// the timeout passes.
-    async fn wait_ready(
-        &self,
-        subject: &Subject,
-        service_uuid: &str,
-        domain: Option<&str>,
-    ) -> Result<(), EngineError> {
-        let settings = &self.inner.settings;
-        let started = Instant::now();
-        let mut seen_active = false;
-        let mut polls = 0u32;
-        loop {
-            polls += 1;
-            let service = self
-                .inner
-                .coolify
-                .get_service_by_uuid(service_uuid)
-                .await
-                .map_err(|error| subject.coolify(Step::WaitReady, error))?;
-            let state = CoolifyStatus::parse(&service.status).state;
-            let probe_outcome = match domain {
-                Some(domain) if state == CoolifyState::Running => {
-                    probe(&self.inner.http, &settings.probe, domain).await
-                }
-                Some(_) => ProbeOutcome::Failed {
-                    reason: "not probed: the containers are not running yet".to_owned(),
-                },
-                None => ProbeOutcome::NotApplicable,
-            };
-            let judgement = judge_health(&service.status, &probe_outcome);
-            tracing::debug!(tenant = %subject.tenant, stack = %subject.stack, status = %service.status, verdict = %judgement.verdict, "readiness");
-            match judgement.verdict {
-                HealthVerdict::Healthy => return Ok(()),
-                HealthVerdict::Down if seen_active || polls > 3 => {
-                    return Err(EngineError::DeployFailed {
-                        tenant: subject.tenant.clone(),
-                        stack: subject.stack.clone(),
-                        reason: judgement.reason,
-                    });
-                }
-                HealthVerdict::Down => {}
-                HealthVerdict::Starting
-                | HealthVerdict::Unhealthy
-                | HealthVerdict::Paused
-                | HealthVerdict::Unknown => seen_active = true,
-            }
-            if started.elapsed() + settings.poll_interval > settings.deploy_timeout {
-                return Err(EngineError::NotReady {
-                    tenant: subject.tenant.clone(),
-                    stack: subject.stack.clone(),
-                    waited: started.elapsed(),
-                    last_status: service.status,
-                    last_probe: describe(&probe_outcome),
-                });
-            }
-            tokio::time::sleep(settings.poll_interval).await;
-        }
-    }
-
-    /// Polls until `done(status)` holds for the service, or `None` when Coolify no longer has it.
-    async fn wait_status(
-        &self,
-        subject: &Subject,
-        step: Step,
-        service_uuid: &str,
-        done: impl Fn(Option<&str>) -> bool,
-    ) -> Result<(), EngineError> {
-        let settings = &self.inner.settings;
-        let started = Instant::now();
-        loop {
-            let status = match self.inner.coolify.get_service_by_uuid(service_uuid).await {
-                Ok(service) => Some(service.status),
-                Err(error) if error.is_not_found() => None,
-                Err(error) => return Err(subject.coolify(step, error)),
-            };
-            if done(status.as_deref()) {
-                return Ok(());
-            }
-            if started.elapsed() > settings.operation_timeout {
-                return Err(EngineError::Timeout {
-                    tenant: subject.tenant.clone(),
-                    stack: subject.stack.clone(),
-                    step,
-                    waited: started.elapsed(),
-                });
-            }
-            tokio::time::sleep(settings.poll_interval).await;
-        }
-    }
-
     // ------------------------------------------------------------------ suspend, resume
 
     async fn existing(
@@ -1424,9 +1330,10 @@ impl Engine {
                     hint: "it has no Coolify service yet; run `cfa provision` to create it"
                         .to_owned(),
                 })?;
-            self.start(&subject, &service_uuid).await?;
+            let queued_at = self.start(&subject, &service_uuid).await?;
             self.failpoint(&subject, Step::StartService)?;
-            self.wait_ready(&subject, &service_uuid, record.domain.as_deref()).await?;
+            let domain = record.domain.as_deref();
+            self.wait_ready(&subject, &service_uuid, domain, StartKind::Start, queued_at).await?;
             self.failpoint(&subject, Step::WaitReady)?;
             let status = next(StackStatus::Deploying, StackEvent::DeploySucceeded)
                 .map_err(|error| invalid_state(&subject, &record, &error))?;
@@ -1573,13 +1480,16 @@ impl Engine {
                 self.set_environment(&subject, &service_uuid, &rendered).await?;
                 self.failpoint(&subject, Step::SetEnvironment)?;
             }
+            let queued_at = Instant::now();
             self.inner
                 .coolify
                 .restart_service_by_uuid(&service_uuid, false)
                 .await
                 .map_err(|error| subject.coolify(Step::RestartService, error))?;
             self.failpoint(&subject, Step::RestartService)?;
-            self.wait_ready(&subject, &service_uuid, rendered.domain.as_deref()).await?;
+            let domain = rendered.domain.as_deref();
+            // Done only once the old containers are provably gone (`StartKind::Restart`).
+            self.wait_ready(&subject, &service_uuid, domain, StartKind::Restart, queued_at).await?;
             let mut recorded = recorded.clone().unwrap_or(RecordedLimits {
                 server_uuid: String::new(),
                 limits: rendered.limits,

@@ -90,8 +90,15 @@ pub struct EngineSettings {
     pub deploy_timeout: Duration,
     /// How long stop and delete may take.
     pub operation_timeout: Duration,
-    /// Pause between status polls (Coolify's statuses lag up to a minute; 10 s is plenty there).
+    /// Pause between Coolify status reads (Coolify's statuses lag up to a minute).
     pub poll_interval: Duration,
+    /// Pause between probes of a stack's URL while waiting for it: the probe costs no Coolify
+    /// request, and `running` is recorded within this long of the URL answering.
+    pub probe_interval: Duration,
+    /// How often Coolify stores fresh container statuses (its `ServerManagerJob` status run,
+    /// or a Sentinel push: 60 s by default). `exited` fails a start only this long (plus a
+    /// poll) after Coolify's start job was last seen running.
+    pub status_lag: Duration,
     /// Delete waits this long before the destructive part unless forced (Ctrl-C cancels).
     pub delete_grace: Duration,
     pub probe: ProbeSettings,
@@ -108,6 +115,8 @@ impl EngineSettings {
             deploy_timeout: Duration::from_secs(300),
             operation_timeout: Duration::from_secs(120),
             poll_interval: Duration::from_secs(5),
+            probe_interval: Duration::from_millis(500),
+            status_lag: Duration::from_secs(60),
             delete_grace: Duration::from_secs(10),
             probe: ProbeSettings::default(),
             failpoint: None,
@@ -124,6 +133,8 @@ impl fmt::Debug for EngineSettings {
             .field("deploy_timeout", &self.deploy_timeout)
             .field("operation_timeout", &self.operation_timeout)
             .field("poll_interval", &self.poll_interval)
+            .field("probe_interval", &self.probe_interval)
+            .field("status_lag", &self.status_lag)
             .field("delete_grace", &self.delete_grace)
             .field("probe", &self.probe)
             .field("failpoint", &self.failpoint.as_ref().map(|_| "set"))

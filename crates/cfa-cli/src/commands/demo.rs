@@ -234,7 +234,7 @@ async fn demo(
              [coolify]\nurl = \"{}\"\ntoken = \"{token}\"\n\n\
              [pocketbase]\nurl = \"{}\"\nemail = \"{email}\"\npassword = \"{password}\"\n\n\
              [platform]\nbase_domain = \"demo.cloudfreedom.test\"\ntemplates_dir = \"{}\"\n\n\
-             [engine]\npoll_interval = \"500ms\"\ndelete_grace = \"0s\"\n\n\
+             [engine]\npoll_interval = \"500ms\"\nstatus_lag = \"0s\"\ndelete_grace = \"0s\"\n\n\
              [[servers]]\nuuid = \"{}\"\nname = \"sandbox\"\ncores = 12\nmemory_gb = 31\nfree_disk_gb = 24\n",
             sandbox.base_url(),
             pocketbase.url,

@@ -55,7 +55,7 @@ impl World {
                 "[coolify]\nurl = \"{}\"\ntoken = \"{}\"\n\
                  [pocketbase]\nurl = \"{}\"\nemail = \"{SUPERUSER_EMAIL}\"\npassword = \"{SUPERUSER_PASSWORD}\"\n\
                  [platform]\nbase_domain = \"agents.test\"\n\
-                 [engine]\npoll_interval = \"100ms\"\ndeploy_timeout = \"20s\"\ndelete_grace = \"0s\"\n\
+                 [engine]\npoll_interval = \"100ms\"\nstatus_lag = \"0s\"\ndeploy_timeout = \"20s\"\ndelete_grace = \"0s\"\n\
                  [[servers]]\nuuid = \"{}\"\ncores = 12\nmemory_gb = 31\nfree_disk_gb = 24\n",
                 sandbox.base_url(),
                 sandbox.token(),

@@ -119,7 +119,7 @@ fn calls_of(
         ],
         Step::SetBackupSchedule => vec![],
         Step::SetEnvironment => vec!["PATCH /api/v1/services/:uuid/envs/bulk".to_owned()],
-        Step::StartService => vec!["GET /api/v1/services/:uuid/start".to_owned()],
+        Step::StartService => vec!["POST /api/v1/services/:uuid/start".to_owned()],
         Step::WaitReady => {
             let mut calls = vec!["GET /api/v1/services/:uuid (polled until healthy)".to_owned()];
             if has_domain {
@@ -129,9 +129,9 @@ fn calls_of(
         }
         Step::RecordRunning => vec![format!("PATCH {record}/:id (status running)"), audit],
         Step::UpdateService => vec!["PATCH /api/v1/services/:uuid".to_owned()],
-        Step::RestartService => vec!["GET /api/v1/services/:uuid/restart".to_owned()],
+        Step::RestartService => vec!["POST /api/v1/services/:uuid/restart".to_owned()],
         Step::StopService => {
-            vec!["GET /api/v1/services/:uuid/stop?docker_cleanup=false".to_owned()]
+            vec!["POST /api/v1/services/:uuid/stop?docker_cleanup=false".to_owned()]
         }
         Step::WaitStopped => vec!["GET /api/v1/services/:uuid (polled until exited)".to_owned()],
         Step::RecordStopped => vec![format!("PATCH {record}/:id (status stopped)"), audit],

@@ -143,6 +143,9 @@ impl World {
         );
         settings.actor = "test".to_owned();
         settings.poll_interval = Duration::from_millis(50);
+        settings.probe_interval = Duration::from_millis(50);
+        // The sandbox stores statuses as soon as its start job ends (`status_interval` 0).
+        settings.status_lag = Duration::ZERO;
         settings.deploy_timeout = Duration::from_secs(20);
         settings.operation_timeout = Duration::from_secs(20);
         settings.delete_grace = Duration::ZERO;

@@ -1,0 +1,127 @@
+//! Starting a service and waiting for it, across Coolify's status lag.
+//!
+//! `start` and `restart` only queue Coolify jobs, and Coolify's status says what its last
+//! status run stored, up to a minute old (`cfa_core::readiness` has the whole story). So the
+//! wait reads Coolify's status every `poll_interval` (each read is a rate-limited API call) and
+//! probes the stack's URL every `probe_interval` (our own request, no Coolify call), and lets
+//! [`ReadinessWatch`] decide from both and the time since the job was queued.
+
+use std::time::Instant;
+
+use cfa_core::{ProbeOutcome, Readiness, ReadinessWatch, StartKind};
+
+use super::Engine;
+use crate::error::{EngineError, Subject};
+use crate::probe::{describe, probe};
+use crate::steps::Step;
+
+impl Engine {
+    /// Queues Coolify's start. Only Coolify's "Service is already running." is taken as done:
+    /// any other 400 (e.g. "Invalid token.") is an error.
+    pub(super) async fn start(
+        &self,
+        subject: &Subject,
+        service_uuid: &str,
+    ) -> Result<Instant, EngineError> {
+        let queued_at = Instant::now();
+        match self.inner.coolify.start_service_by_uuid(service_uuid).await {
+            Ok(_) => Ok(queued_at),
+            Err(error) if error.is_already_running() => Ok(queued_at),
+            Err(error) => Err(subject.coolify(Step::StartService, error)),
+        }
+    }
+
+    /// Waits until the started (`StartKind::Start`) or restarted containers run and serve, or
+    /// Coolify has provably had time to know they do not, or the deploy timeout passes.
+    pub(super) async fn wait_ready(
+        &self,
+        subject: &Subject,
+        service_uuid: &str,
+        domain: Option<&str>,
+        kind: StartKind,
+        queued_at: Instant,
+    ) -> Result<(), EngineError> {
+        let settings = &self.inner.settings;
+        let mut watch = ReadinessWatch::new(kind, settings.status_lag + settings.poll_interval);
+        // Without a URL only Coolify can tell, so there is nothing to look at between its reads.
+        let tick = match domain {
+            Some(_) => settings.probe_interval.min(settings.poll_interval),
+            None => settings.poll_interval,
+        };
+        let mut status = String::new();
+        let mut status_read_at: Option<Instant> = None;
+        loop {
+            if status_read_at.is_none_or(|at| at.elapsed() >= settings.poll_interval) {
+                let service = self
+                    .inner
+                    .coolify
+                    .get_service_by_uuid(service_uuid)
+                    .await
+                    .map_err(|error| subject.coolify(Step::WaitReady, error))?;
+                status = service.status;
+                status_read_at = Some(Instant::now());
+            }
+            let probe_outcome = match domain {
+                Some(domain) => probe(&self.inner.http, &settings.probe, domain).await,
+                None => ProbeOutcome::NotApplicable,
+            };
+            // The status is as old as its read; what Coolify showed is dated by that read.
+            let read_at = status_read_at.unwrap_or(queued_at);
+            let readiness =
+                watch.judge(&status, &probe_outcome, read_at.saturating_duration_since(queued_at));
+            tracing::debug!(tenant = %subject.tenant, stack = %subject.stack, status = %status, readiness = readiness.reason(), "readiness");
+            match readiness {
+                Readiness::Ready { .. } => return Ok(()),
+                Readiness::Failed { reason } => {
+                    return Err(EngineError::DeployFailed {
+                        tenant: subject.tenant.clone(),
+                        stack: subject.stack.clone(),
+                        reason,
+                    });
+                }
+                Readiness::Waiting { .. } => {}
+            }
+            if queued_at.elapsed() + tick > settings.deploy_timeout {
+                return Err(EngineError::NotReady {
+                    tenant: subject.tenant.clone(),
+                    stack: subject.stack.clone(),
+                    waited: queued_at.elapsed(),
+                    last_status: status,
+                    last_probe: describe(&probe_outcome),
+                });
+            }
+            tokio::time::sleep(tick).await;
+        }
+    }
+
+    /// Polls until `done(status)` holds for the service, or `None` when Coolify no longer has it.
+    pub(super) async fn wait_status(
+        &self,
+        subject: &Subject,
+        step: Step,
+        service_uuid: &str,
+        done: impl Fn(Option<&str>) -> bool,
+    ) -> Result<(), EngineError> {
+        let settings = &self.inner.settings;
+        let started = Instant::now();
+        loop {
+            let status = match self.inner.coolify.get_service_by_uuid(service_uuid).await {
+                Ok(service) => Some(service.status),
+                Err(error) if error.is_not_found() => None,
+                Err(error) => return Err(subject.coolify(step, error)),
+            };
+            if done(status.as_deref()) {
+                return Ok(());
+            }
+            if started.elapsed() > settings.operation_timeout {
+                return Err(EngineError::Timeout {
+                    tenant: subject.tenant.clone(),
+                    stack: subject.stack.clone(),
+                    step,
+                    waited: started.elapsed(),
+                });
+            }
+            tokio::time::sleep(settings.poll_interval).await;
+        }
+    }
+}
