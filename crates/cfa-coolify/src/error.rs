@@ -24,7 +24,9 @@ pub struct CoolifyError {
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CoolifyErrorKind {
-    /// 401: no token, a bad token, or a token whose user left the team.
+    /// 401: no token, a bad token, or a token whose user left the team; also Coolify's 400
+    /// "Invalid token." (`invalidTokenResponse()`, bootstrap/helpers/api.php: a token whose team
+    /// cannot be resolved), which is a token problem, not a refused request.
     Unauthorized { message: String },
     /// 403: the API is off, the IP is not allowed, or the token lacks an ability or role.
     Forbidden { reason: ForbiddenReason, message: String },
@@ -94,6 +96,14 @@ impl CoolifyError {
 
     pub fn is_not_found(&self) -> bool {
         matches!(self.kind, CoolifyErrorKind::NotFound { .. })
+    }
+
+    /// Coolify's 400 "Service is already running." from `start` (ServicesController::
+    /// action_deploy: the stored status contains `running`), and nothing else: any other 400
+    /// is a real refusal.
+    pub fn is_already_running(&self) -> bool {
+        matches!(&self.kind, CoolifyErrorKind::BadRequest { status: 400, message }
+            if message.contains("already running"))
     }
 }
 
@@ -221,6 +231,7 @@ pub(crate) fn kind_from_response(
         .to_owned();
     match status {
         401 => CoolifyErrorKind::Unauthorized { message },
+        400 if message == "Invalid token." => CoolifyErrorKind::Unauthorized { message },
         403 => CoolifyErrorKind::Forbidden { reason: forbidden_reason(&message), message },
         404 => CoolifyErrorKind::NotFound { message },
         409 => {
@@ -299,6 +310,26 @@ mod tests {
         );
         check("Missing required team role.", ForbiddenReason::MissingTeamRole);
         check("This action is unauthorized.", ForbiddenReason::Policy);
+    }
+
+    #[test]
+    fn a_400_is_already_running_only_when_coolify_says_so() {
+        let error = |status: u16, message: &str| {
+            let body = serde_json::json!({ "message": message });
+            CoolifyError::new(
+                "start_service_by_uuid",
+                "https://c.example/x",
+                kind_from_response(status, Some(&body), None),
+            )
+        };
+        assert!(error(400, "Service is already running.").is_already_running());
+        assert!(!error(400, "UUID is required.").is_already_running());
+        assert!(!error(409, "Service is already running.").is_already_running());
+        // Coolify answers a token without a resolvable team with a 400: a token problem.
+        let invalid = error(400, "Invalid token.");
+        assert!(!invalid.is_already_running());
+        assert!(matches!(invalid.kind, CoolifyErrorKind::Unauthorized { .. }), "{invalid}");
+        assert!(invalid.to_string().contains("hint: the token was rejected"), "{invalid}");
     }
 
     #[test]

@@ -387,7 +387,10 @@ pub struct BackupSchedule {
     pub retention_days_locally: i64,
     pub retention_amount_s3: i64,
     pub retention_days_s3: i64,
-    pub timeout: i64,
+    /// Seconds a run may take. Since 4.3.9 `VolumeBackupsController::persistSchedule` stores it
+    /// only when the request sends it, and answers `"timeout": null` otherwise.
+    #[serde(default)]
+    pub timeout: Option<i64>,
     #[serde(skip)]
     pub created: bool,
 }
@@ -399,4 +402,22 @@ pub struct BackupRunQueued {
     pub message: String,
     #[serde(default)]
     pub uuid: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backup_schedule_answer_without_a_timeout_decodes() {
+        // The 201 body of Coolify >= 4.3.9 when the request sent no timeout.
+        let body = serde_json::json!({
+            "uuid": "b1", "storage_uuid": "s1", "storage_type": "persistent",
+            "frequency": "0 2 * * *", "enabled": true, "save_s3": false,
+            "s3_storage_uuid": null, "retention_amount_locally": 7, "retention_days_locally": 0,
+            "retention_amount_s3": 7, "retention_days_s3": 0, "timeout": null
+        });
+        let schedule: BackupSchedule = serde_json::from_value(body).expect("decodes");
+        assert_eq!(schedule.timeout, None);
+    }
 }
