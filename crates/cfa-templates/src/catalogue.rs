@@ -169,6 +169,24 @@ impl Template {
             if !file.target.starts_with('/') {
                 return Err(format!("file `{}` needs an absolute target", file.source));
             }
+            // Rendered files land at a path carrying their content hash (render.rs,
+            // content_addressed_paths), so the program must be told the path.
+            let service = self.compose.services.get(&file.service);
+            let named = service.is_some_and(|service| {
+                service.environment.values().any(|value| value.contains(file.target.as_str()))
+                    || service
+                        .command
+                        .iter()
+                        .flatten()
+                        .any(|argument| argument.contains(file.target.as_str()))
+            });
+            if !named {
+                return Err(format!(
+                    "file `{}`: name its target `{}` in service `{}`'s command or environment (the \
+                     renderer mounts it at a path carrying its content hash and rewrites that name)",
+                    file.source, file.target, file.service
+                ));
+            }
         }
         let references = manifest.parameter_references();
         for (name, parameter) in &manifest.parameters {

@@ -14,6 +14,7 @@ use cfa_core::naming::{BaseDomain, NameError, StackName, TenantSlug, stack_domai
 use cfa_core::plan::{PlanTable, PlanTier};
 use cfa_core::resources::{Resources, format_cpus};
 use indexmap::IndexMap;
+use sha2::{Digest as _, Sha256};
 
 use crate::catalogue::Template;
 use crate::compose::{
@@ -247,6 +248,20 @@ fn split_limits(
 }
 
 /// Escapes `$` so compose does not interpolate a tenant's value.
+/// Where a config file lands: a folder named by its content hash, on the host (`./config/…`,
+/// under the service's Coolify directory) and in the container.
+///
+/// Coolify stores a file storage's `content` when its mount path first appears and keeps the
+/// stored content for a mount path it already knows (bootstrap/helpers/parsers.php, the
+/// LocalFileVolume branch): a changed file at the same path would never reach the stack. A
+/// changed file gets a new path instead, so an upgrade delivers it.
+pub fn content_addressed_paths(source: &str, target: &str, content: &str) -> (String, String) {
+    let hash = Sha256::digest(content.as_bytes());
+    let folder = format!("cfa-{}", &hex::encode(hash)[..12]);
+    let (directory, file_name) = target.rsplit_once('/').unwrap_or(("", target));
+    (format!("./config/{folder}/{source}"), format!("{directory}/{folder}/{file_name}"))
+}
+
 pub fn escape_for_compose(value: &str) -> String {
     value.replace('$', "$$")
 }
@@ -351,12 +366,28 @@ pub fn render(request: RenderRequest<'_>) -> Result<RenderedStack, RenderError> 
         }
 
         for file in template.manifest.files.iter().filter(|file| &file.service == name) {
+            let content = &template.files[&file.source];
+            let (source, target) = content_addressed_paths(&file.source, &file.target, content);
+            // The program is told where its file is: the same path, now with the hash.
+            for value in service.environment.values_mut() {
+                if value.contains(file.target.as_str()) {
+                    *value = value.replace(file.target.as_str(), &target);
+                }
+            }
+            for argument in service.command.iter_mut().flatten() {
+                if argument.contains(file.target.as_str()) {
+                    *argument = argument.replace(file.target.as_str(), &target);
+                }
+            }
             service.volumes.push(ServiceVolume::Long(LongVolume {
                 kind: "bind".to_owned(),
-                source: format!("./config/{}", file.source),
-                target: file.target.clone(),
+                source,
+                target,
+                // Coolify rewrites a long-form bind to `source:target` and drops this (parsers.php);
+                // what keeps the file unwritable is that Coolify writes it as root, 0644, and the
+                // services that get files run as non-root without capabilities.
                 read_only: Some(true),
-                content: Some(template.files[&file.source].clone()),
+                content: Some(content.clone()),
                 is_directory: None,
             }));
         }

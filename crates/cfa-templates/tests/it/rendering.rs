@@ -323,3 +323,72 @@ fn recorded_requirements_follow_the_overlays() {
     assert_eq!(without, rendered.requirements);
     assert_eq!(without.minimum, Resources::new(1500, 2048, 0));
 }
+
+/// The openclaw-agent template as on disk, with `openclaw.json` replaced by `config`.
+fn openclaw_with_config(config: Option<&str>) -> Result<cfa_templates::Template, String> {
+    let folder = cfa_templates::repository_templates_dir().join("openclaw-agent");
+    let read = |name: &str| std::fs::read_to_string(folder.join(name)).unwrap();
+    let file = config.map_or_else(|| read("openclaw.json"), str::to_owned);
+    let files = std::collections::BTreeMap::from([("openclaw.json".to_owned(), file)]);
+    cfa_templates::Template::from_parts(&read("template.toml"), &read("compose.yaml"), files)
+        .map_err(|error| error.to_string())
+}
+
+fn render_template(template: &cfa_templates::Template) -> Value {
+    let plans = PlanTable::builtin();
+    let parameters = sample_parameters("openclaw-agent");
+    let rendered = cfa_templates::render(cfa_templates::RenderRequest {
+        template,
+        plans: &plans,
+        plan: PlanTier::Business,
+        tenant_resource_limits: None,
+        tenant: &cfa_core::naming::TenantSlug::parse("acme").unwrap(),
+        stack: &cfa_core::naming::StackName::parse("agent").unwrap(),
+        base_domain: &cfa_core::naming::BaseDomain::parse("cloudfreedom.de").unwrap(),
+        parameters: &parameters,
+    })
+    .unwrap();
+    serde_norway::from_str(&rendered.compose_yaml).unwrap()
+}
+
+#[test]
+fn a_changed_config_file_lands_at_a_new_path_the_program_is_told() {
+    // Coolify keeps the stored content of a mount path it already knows (parsers.php), so an
+    // upgrade that changes a file must change the path, and the program must follow it.
+    let before = render_template(&openclaw_with_config(None).unwrap());
+    let changed = openclaw_with_config(Some("{ gateway: { mode: \"local\" } }\n")).unwrap();
+    let after = render_template(&changed);
+    let file_mount = |document: &Value| {
+        let volumes = document["services"]["openclaw"]["volumes"].as_array().unwrap().clone();
+        let bind = volumes.into_iter().find(|volume| volume["type"] == "bind").unwrap();
+        (bind["source"].as_str().unwrap().to_owned(), bind["target"].as_str().unwrap().to_owned())
+    };
+    let config_path = |document: &Value| {
+        document["services"]["openclaw"]["environment"]["OPENCLAW_CONFIG_PATH"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (source_before, target_before) = file_mount(&before);
+    let (source_after, target_after) = file_mount(&after);
+    assert_ne!(target_before, target_after);
+    assert_ne!(source_before, source_after);
+    assert_eq!(config_path(&before), target_before);
+    assert_eq!(config_path(&after), target_after);
+    assert!(target_after.starts_with("/config/cfa-") && target_after.ends_with("/openclaw.json"));
+    // The same content renders to the same path: nothing changes for Coolify.
+    assert_eq!(file_mount(&render_template(&openclaw_with_config(None).unwrap())).1, target_before);
+}
+
+#[test]
+fn a_config_file_the_program_is_not_told_about_is_refused() {
+    let folder = cfa_templates::repository_templates_dir().join("openclaw-agent");
+    let read = |name: &str| std::fs::read_to_string(folder.join(name)).unwrap();
+    let compose =
+        read("compose.yaml").replace("      OPENCLAW_CONFIG_PATH: /config/openclaw.json\n", "");
+    let files =
+        std::collections::BTreeMap::from([("openclaw.json".to_owned(), read("openclaw.json"))]);
+    let error = cfa_templates::Template::from_parts(&read("template.toml"), &compose, files)
+        .expect_err("a file nobody reads is refused");
+    assert!(error.to_string().contains("name its target `/config/openclaw.json`"), "{error}");
+}
