@@ -175,6 +175,11 @@ fn test_image(docker_host: &str) {
         std::fs::File::open(busybox)
             .and_then(|mut file| file.read_to_end(&mut program))
             .expect("read busybox");
+        // `FROM scratch` has no loader: Debian's dynamic `busybox` package would not run.
+        assert!(
+            !has_program_interpreter(&program),
+            "/bin/busybox is dynamically linked: apt-get install busybox-static"
+        );
         append("bin/busybox", tar::EntryType::Regular, 0o755, 0, &program, None);
         for applet in
             String::from_utf8_lossy(&applets.stdout).lines().filter(|applet| *applet != "busybox")
@@ -193,6 +198,18 @@ fn test_image(docker_host: &str) {
         docker_cli(docker_host, &["import", "--change", "ENV PATH=/bin", &rootfs, TEST_IMAGE])
             .expect("docker import of the test image");
     });
+}
+
+/// Whether a 64-bit little-endian ELF file names a program interpreter (`PT_INTERP`): a
+/// dynamically linked program.
+fn has_program_interpreter(program: &[u8]) -> bool {
+    let read = |offset: usize, width: usize| -> usize {
+        program.get(offset..offset + width).map_or(0, |bytes| {
+            bytes.iter().rev().fold(0, |value, byte| (value << 8) | usize::from(*byte))
+        })
+    };
+    let (header_offset, header_size, header_count) = (read(0x20, 8), read(0x36, 2), read(0x38, 2));
+    (0..header_count).any(|index| read(header_offset + index * header_size, 4) == 3)
 }
 
 /// A compose file as Coolify's parser leaves it: the `<uuid>` network external, container names
