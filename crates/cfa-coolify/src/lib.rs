@@ -29,4 +29,4 @@ pub use client::CoolifyClient;
 pub use config::CoolifyConfig;
 pub use error::{CoolifyError, CoolifyErrorKind, ForbiddenReason};
 pub use token::{ApiToken, SecretValue};
-pub use version::Feature;
+pub use version::{Feature, VersionSupport, support as version_support};

@@ -295,20 +295,27 @@ pub(crate) async fn doctor(global: &GlobalArgs, config: Config) -> anyhow::Resul
     match platform::coolify(&config) {
         Ok(coolify) => {
             match coolify.version().await {
-                Ok(version) => {
-                    let minimum = semver::Version::new(4, 3, 0);
-                    if version >= minimum {
+                Ok(version) => match cfa_coolify::version_support(&version) {
+                    cfa_coolify::VersionSupport::Full => {
                         push("coolify", CheckState::Ok, format!("version {version}"));
-                    } else {
-                        push(
-                            "coolify",
-                            CheckState::Warn,
-                            format!(
-                                "version {version}: storage backups need 4.3; stacks run without them"
-                            ),
-                        );
                     }
-                }
+                    cfa_coolify::VersionSupport::WithoutBackups { backups_need } => push(
+                        "coolify",
+                        CheckState::Warn,
+                        format!(
+                            "version {version}: storage backups need {backups_need}; stacks run \
+                             without them (upgrade Coolify)"
+                        ),
+                    ),
+                    cfa_coolify::VersionSupport::Unsupported { minimum } => push(
+                        "coolify",
+                        CheckState::Fail,
+                        format!(
+                            "version {version}: provisioning needs Coolify {minimum} or later \
+                             (server destinations); upgrade Coolify"
+                        ),
+                    ),
+                },
                 Err(error) => push(
                     "coolify",
                     CheckState::Fail,
