@@ -137,6 +137,9 @@ pub fn parse_compose(
 
     let mut raw_document = document.clone();
     let mut rendered_document = document.clone();
+    // serviceParser's `$parsed` (parseDockerVolumeString of the last short-form volume) is a
+    // function-scope PHP variable: a later long-form bind reuses its `mode`.
+    let mut last_short_mode: Option<String> = None;
     let mut containers = Vec::new();
     let mut volumes = Vec::new();
     let mut files = Vec::new();
@@ -218,6 +221,7 @@ pub fn parse_compose(
                         let source = parts.next().unwrap_or_default().to_owned();
                         let target = parts.next().map(str::to_owned);
                         let mode = parts.next().map(str::to_owned);
+                        last_short_mode = mode.clone();
                         let Some(target) = target else {
                             raw_volumes.push(entry.clone());
                             rendered_volumes.push(entry.clone());
@@ -283,6 +287,19 @@ pub fn parse_compose(
                         let mut raw_long = long.clone();
                         raw_long.remove("content");
                         raw_volumes.push(Value::Mapping(raw_long));
+                        let is_bind =
+                            long.get("type").and_then(Value::as_str) == Some("bind") && !is_nfs;
+                        if is_bind && !new_source.is_empty() && !target.is_empty() {
+                            // serviceParser (bootstrap/helpers/parsers.php, 4.3.11, the
+                            // `$type->value() === 'bind'` branch): `$volume = "$source:$target"`,
+                            // plus `:$parsed['mode']` only from a short-form entry; the long
+                            // form's `read_only` is lost.
+                            rendered_volumes.push(Value::String(match &last_short_mode {
+                                Some(mode) => format!("{new_source}:{target}:{mode}"),
+                                None => format!("{new_source}:{target}"),
+                            }));
+                            continue;
+                        }
                         let mut rendered_long = long.clone();
                         for key in ["content", "is_directory", "isDirectory"] {
                             rendered_long.remove(key);

@@ -82,6 +82,17 @@ impl Default for SandboxServerConfig {
     }
 }
 
+/// What runs the services' containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeKind {
+    /// No containers: their states are computed from timestamps and faults.
+    #[default]
+    Simulated,
+    /// A real Docker engine (`DOCKER_HOST`) with Compose v2, and the front standing in for Traefik.
+    Docker,
+}
+
 /// Everything the sandbox needs to start.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
@@ -109,6 +120,25 @@ pub struct SandboxConfig {
     pub state_file: Option<PathBuf>,
     /// Keep every request and response for contract tests.
     pub record_exchanges: bool,
+    /// How often the status job (`GetContainersStatus`, run by `ServerManagerJob` every minute)
+    /// stores the containers' statuses. Zero (the default, simulated runtime only) writes them
+    /// whenever they are read.
+    pub status_interval: Duration,
+    pub runtime: RuntimeKind,
+    /// Images the engine does not have: a start of a service using one fails as Coolify's
+    /// failed pull does (the sandbox never pulls).
+    pub missing_images: Vec<String>,
+    /// Answer a created backup schedule sent without `timeout` with `"timeout": null`, as
+    /// Coolify >= 4.3.9 does (its OpenAPI says integer; off by default so spec checks pass).
+    pub backup_timeout_null_on_create: bool,
+    /// Docker runtime: `None` uses `DOCKER_HOST` or the default socket.
+    pub docker_host: Option<String>,
+    /// Docker runtime: the services' work directories (`<dir>/<uuid>/docker-compose.yml`, `.env`).
+    pub docker_work_dir: PathBuf,
+    /// Docker runtime: where volume backups write their archives.
+    pub docker_backup_dir: PathBuf,
+    /// Docker runtime: where the front (the Traefik stand-in) listens.
+    pub front_listen: std::net::SocketAddr,
 }
 
 /// The token a default sandbox accepts (root, owner).
@@ -131,6 +161,14 @@ impl Default for SandboxConfig {
             allowed_ips: None,
             state_file: None,
             record_exchanges: false,
+            status_interval: Duration::ZERO,
+            runtime: RuntimeKind::Simulated,
+            missing_images: Vec::new(),
+            backup_timeout_null_on_create: false,
+            docker_host: None,
+            docker_work_dir: std::env::temp_dir().join("coolify-sandbox").join("services"),
+            docker_backup_dir: std::env::temp_dir().join("coolify-sandbox").join("backups"),
+            front_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 }

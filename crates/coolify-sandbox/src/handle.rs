@@ -12,8 +12,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::config::{SandboxConfig, SandboxToken};
+use crate::config::{RuntimeKind, SandboxConfig, SandboxToken};
 use crate::faults::Fault;
+use crate::front::{Front, FrontHandle};
+use crate::runtime::Runtime;
+use crate::runtime::docker::{DockerRuntime, DockerRuntimeConfig};
 use crate::state::{
     BackupExecution, ContainerRecord, DestinationRecord, ProjectRecord, ServerRecord,
     ServiceRecord, Timings, World, new_uuid, now_ms,
@@ -27,6 +30,13 @@ pub enum SandboxError {
         address: SocketAddr,
         #[source]
         source: std::io::Error,
+    },
+    #[error(
+        "cannot use the Docker engine\nhint: start it (scripts/install-docker) or set DOCKER_HOST"
+    )]
+    Docker {
+        #[source]
+        source: crate::runtime::docker::DockerError,
     },
     #[error("cannot read the state file {path}\nhint: delete it or fix its JSON")]
     State {
@@ -65,6 +75,8 @@ pub struct SandboxStats {
 }
 
 pub(crate) struct Settings {
+    /// Tokens whose user no longer belongs to the token's team (`getTeamIdFromToken` is null).
+    pub teamless_tokens: Vec<String>,
     pub api_enabled: bool,
     pub allowed_ips: Option<Vec<IpAddr>>,
     pub tokens: Vec<SandboxToken>,
@@ -87,6 +99,10 @@ pub(crate) struct Shared {
     pub rate_windows_opened: AtomicU64,
     pub faulted: AtomicU64,
     pub dirty: AtomicBool,
+    pub jobs: crate::jobs::JobQueue,
+    pub runtime: crate::runtime::Runtime,
+    /// Host -> container address, for the front (docker runtime; refreshed by the status job).
+    pub routes: Arc<Mutex<HashMap<String, SocketAddr>>>,
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -116,6 +132,35 @@ impl Sandbox {
             }
             _ => seed_world(&config),
         };
+        let routes: Arc<Mutex<HashMap<String, SocketAddr>>> = Arc::default();
+        let (runtime, front) = match config.runtime {
+            RuntimeKind::Simulated => (Runtime::Simulated, None),
+            RuntimeKind::Docker => {
+                let docker = DockerRuntime::connect(DockerRuntimeConfig {
+                    docker_host: config.docker_host.clone(),
+                    work_dir: config.docker_work_dir.clone(),
+                    backup_dir: config.docker_backup_dir.clone(),
+                    proxy_network: config
+                        .servers
+                        .first()
+                        .and_then(|server| server.destinations.first().cloned())
+                        .unwrap_or_else(|| "coolify".to_owned()),
+                })
+                .await
+                .map_err(|source| SandboxError::Docker { source })?;
+                let table = routes.clone();
+                let front = Front::start(
+                    config.front_listen,
+                    Arc::new(move |host: &str| {
+                        let host = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
+                        lock(&table).get(&host).copied()
+                    }),
+                )
+                .await
+                .map_err(|source| SandboxError::Listen { address: config.front_listen, source })?;
+                (Runtime::Docker(docker), Some(front))
+            }
+        };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| SandboxError::Listen { address: config.listen, source })?;
@@ -125,6 +170,7 @@ impl Sandbox {
         let shared = Arc::new(Shared {
             world: Mutex::new(world),
             settings: Mutex::new(Settings {
+                teamless_tokens: Vec::new(),
                 api_enabled: config.api_enabled,
                 allowed_ips: config.allowed_ips.clone(),
                 tokens: config.tokens.clone(),
@@ -134,6 +180,8 @@ impl Sandbox {
             timings: Timings {
                 deploy_ms: millis(config.deploy_delay),
                 healthcheck_ms: millis(config.healthcheck_delay),
+                live_status: config.status_interval.is_zero()
+                    && config.runtime == RuntimeKind::Simulated,
             },
             config,
             requests: AtomicU64::new(0),
@@ -141,7 +189,11 @@ impl Sandbox {
             rate_windows_opened: AtomicU64::new(0),
             faulted: AtomicU64::new(0),
             dirty: AtomicBool::new(false),
+            jobs: crate::jobs::JobQueue::default(),
+            runtime,
+            routes,
         });
+        let workers = crate::jobs::spawn_workers(&shared);
         let router = crate::api::router(shared.clone());
         let (shutdown_sender, shutdown_receiver) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -163,7 +215,16 @@ impl Sandbox {
         });
         let token =
             shared.config.tokens.first().map(|token| token.token.clone()).unwrap_or_default();
-        Ok(SandboxHandle { address, token, shared, server, saver, shutdown: Some(shutdown_sender) })
+        Ok(SandboxHandle {
+            address,
+            token,
+            shared,
+            server,
+            saver,
+            workers,
+            front,
+            shutdown: Some(shutdown_sender),
+        })
     }
 }
 
@@ -225,6 +286,9 @@ pub struct SandboxHandle {
     shared: Arc<Shared>,
     server: JoinHandle<()>,
     saver: Option<JoinHandle<()>>,
+    /// The queue workers and the status ticker.
+    workers: Vec<JoinHandle<()>>,
+    front: Option<FrontHandle>,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -391,6 +455,7 @@ impl SandboxHandle {
                         has_healthcheck: true,
                         excluded: false,
                         fqdn: None,
+                        status: Some("running:healthy".to_owned()),
                     }],
                     envs: IndexMap::new(),
                     storages: Vec::new(),
@@ -401,10 +466,59 @@ impl SandboxHandle {
                     last_stop_docker_cleanup: None,
                     created_at: now,
                     updated_at: now,
+                    activity: None,
                 },
             );
         }
         self.shared.dirty.store(true, Ordering::Release);
+    }
+
+    /// Runs the status job (`GetContainersStatus`) now, whatever the interval.
+    pub async fn run_status_job(&self) {
+        crate::jobs::run_status_job(&self.shared).await;
+    }
+
+    /// Waits until no job is queued or running.
+    pub async fn wait_for_jobs(&self) {
+        self.shared.jobs.wait_idle().await;
+    }
+
+    /// The `docker-compose.yml` Coolify writes to the service's work directory.
+    pub fn written_compose(&self, service_uuid: &str) -> Option<String> {
+        lock(&self.shared.world).services.get(service_uuid).map(|service| service.rendered.clone())
+    }
+
+    /// The `.env` Coolify writes next to it (`Service::saveComposeConfigs`).
+    pub fn written_env_file(&self, service_uuid: &str) -> Option<String> {
+        lock(&self.shared.world).services.get(service_uuid).map(crate::jobs::env_file)
+    }
+
+    /// The local backup archives kept for a service's volumes.
+    pub fn backup_archives(&self, service_uuid: &str) -> Vec<String> {
+        lock(&self.shared.world)
+            .backup_executions
+            .iter()
+            .filter(|execution| execution.service_uuid == service_uuid)
+            .filter_map(|execution| execution.archive.clone())
+            .collect()
+    }
+
+    /// The log of the service's latest activity (compose's output or its error).
+    pub fn activity_log(&self, service_uuid: &str) -> Option<String> {
+        lock(&self.shared.world)
+            .services
+            .get(service_uuid)
+            .and_then(|service| service.activity.as_ref().map(|activity| activity.log.clone()))
+    }
+
+    /// The token's user leaves its team: Coolify's controllers answer 400 "Invalid token.".
+    pub fn remove_token_from_team(&self, token: &str) {
+        lock(&self.shared.settings).teamless_tokens.push(token.to_owned());
+    }
+
+    /// The front's base URL (docker runtime): requests with a service's `Host` reach its container.
+    pub fn probe_url(&self) -> Option<String> {
+        self.front.as_ref().map(FrontHandle::base_url)
     }
 
     /// Stops serving and writes the state file one last time.
@@ -414,6 +528,9 @@ impl SandboxHandle {
         }
         if let Some(saver) = self.saver.take() {
             saver.abort();
+        }
+        for worker in self.workers.drain(..) {
+            worker.abort();
         }
         if let Some(path) = &self.shared.config.state_file {
             save_if_dirty(&self.shared, path);
@@ -436,6 +553,9 @@ impl Drop for SandboxHandle {
         }
         if let Some(saver) = self.saver.take() {
             saver.abort();
+        }
+        for worker in self.workers.drain(..) {
+            worker.abort();
         }
     }
 }

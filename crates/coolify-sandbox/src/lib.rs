@@ -15,12 +15,15 @@ mod api;
 pub mod compose;
 mod config;
 mod faults;
+pub mod front;
 mod handle;
+mod jobs;
+pub mod runtime;
 mod state;
 pub mod status;
 
 pub use config::{
-    Ability, DEFAULT_TOKEN, SandboxConfig, SandboxServerConfig, SandboxToken, TeamRole,
+    Ability, DEFAULT_TOKEN, RuntimeKind, SandboxConfig, SandboxServerConfig, SandboxToken, TeamRole,
 };
 pub use faults::Fault;
 pub use handle::{Exchange, Sandbox, SandboxError, SandboxHandle, SandboxStats};

@@ -1,6 +1,9 @@
 //! The sandbox's world: team, servers, projects, services and their containers, envs,
-//! storages and backups. One `World` behind one lock; statuses are computed from timestamps
-//! when read, so nothing runs in the background and 10,000 services stay cheap.
+//! storages and backups. One `World` behind one lock. A service's status is Coolify's
+//! `Service::getStatusAttribute`: `starting:unhealthy` while its latest activity runs, else the
+//! aggregate of the per-container statuses the status job (`GetContainersStatus`) stored. The
+//! simulated runtime's containers are computed from timestamps, so with a zero status interval
+//! the stored statuses are read live and 10,000 services stay one pass.
 
 use indexmap::IndexMap;
 use rand::Rng as _;
@@ -10,6 +13,9 @@ use serde_json::{Value, json};
 
 use crate::faults::{ContainerFault, Fault, matches_service};
 use crate::status::{ContainerStatus, aggregate, excluded_suffix};
+
+/// The log of a simulated activity (its end is computed from `deploy_delay`).
+pub(crate) const SIMULATED: &str = "[simulated]";
 
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> u64 {
@@ -105,6 +111,11 @@ pub(crate) struct ContainerRecord {
     pub has_healthcheck: bool,
     pub excluded: bool,
     pub fqdn: Option<String>,
+    /// The stored `service_applications.status` / `service_databases.status`: written only by
+    /// the status job (`GetContainersStatus::aggregateServiceContainerStatuses`) and by
+    /// `StopService` (`exited`); `None` is a never-seen container (`exited`).
+    #[serde(default)]
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -169,6 +180,10 @@ pub struct BackupExecution {
     /// `success` or `failed` once `finished_at_ms` has passed; `running` before.
     pub outcome: String,
     pub size_bytes: u64,
+    /// The local archive a successful run wrote (`VolumeBackupJob`), until a retention or
+    /// `DeleteScheduledVolumeBackup` removes it.
+    #[serde(default)]
+    pub archive: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -196,6 +211,29 @@ pub(crate) struct ServiceRecord {
     pub last_stop_docker_cleanup: Option<bool>,
     pub created_at: u64,
     pub updated_at: u64,
+    /// The latest `remote_process` Activity of the service (`Service::isStarting`).
+    #[serde(default)]
+    pub activity: Option<ActivityRecord>,
+}
+
+/// `spatie/laravel-activitylog`'s Activity as `remote_process` keeps it
+/// (`App\Enums\ProcessStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ActivityStatus {
+    Queued,
+    InProgress,
+    Finished,
+    Error,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ActivityRecord {
+    pub status: ActivityStatus,
+    pub started_at: u64,
+    /// What the commands printed (compose's output, or its error).
+    pub log: String,
 }
 
 /// Timings the status computation needs.
@@ -203,6 +241,8 @@ pub(crate) struct ServiceRecord {
 pub(crate) struct Timings {
     pub deploy_ms: u64,
     pub healthcheck_ms: u64,
+    /// Zero: the simulated runtime's statuses are written when read (no status job needed).
+    pub live_status: bool,
 }
 
 /// Everything the sandbox knows, persisted by `--state`.
@@ -244,22 +284,44 @@ impl World {
         })
     }
 
-    /// Whether a start activity is still running (`starting:unhealthy` at the service level).
+    /// `Service::isStarting`: the latest Activity is queued or in progress. The simulated
+    /// runtime's activity lasts `deploy_delay` (forever under `DeployNeverFinishes`).
     pub(crate) fn activity_running(
         &self,
         service: &ServiceRecord,
         now: u64,
         timings: Timings,
     ) -> bool {
-        match service.started_at {
-            Some(started) => {
-                now < started + timings.deploy_ms
+        let Some(activity) = &service.activity else { return false };
+        match activity.status {
+            ActivityStatus::Queued | ActivityStatus::InProgress if activity.log == SIMULATED => {
+                now < activity.started_at + timings.deploy_ms
                     || self.service_fault(&service.uuid, |fault| {
                         matches!(fault, Fault::DeployNeverFinishes { .. })
                     })
             }
-            None => false,
+            ActivityStatus::Error if activity.log.starts_with(SIMULATED) => {
+                now < activity.started_at + timings.deploy_ms
+            }
+            ActivityStatus::Queued | ActivityStatus::InProgress => true,
+            ActivityStatus::Finished | ActivityStatus::Error | ActivityStatus::Cancelled => false,
         }
+    }
+
+    /// Whether the simulated start failed (`DeployFails`, or an image the engine lacks).
+    fn start_failed(&self, service: &ServiceRecord) -> bool {
+        service.activity.as_ref().is_some_and(|activity| activity.status == ActivityStatus::Error)
+            || self.service_fault(&service.uuid, |fault| matches!(fault, Fault::DeployFails { .. }))
+    }
+
+    /// Whether the simulated containers exist: `StopService` removes them (`docker rm -f`) and a
+    /// failed pull never creates them.
+    pub(crate) fn containers_exist(&self, service: &ServiceRecord) -> bool {
+        service.started_at.is_some()
+            && !service
+                .activity
+                .as_ref()
+                .is_some_and(|activity| activity.status == ActivityStatus::Error)
     }
 
     /// One container's Docker status string and restart count.
@@ -275,10 +337,11 @@ impl World {
             restart_count,
         };
         let Some(started) = service.started_at else { return status("exited", 0) };
+        let started = service.activity.as_ref().map_or(started, |activity| activity.started_at);
         if self.activity_running(service, now, timings) {
             return status("created:unknown", 0);
         }
-        if self.service_fault(&service.uuid, |fault| matches!(fault, Fault::DeployFails { .. })) {
+        if self.start_failed(service) {
             return status("exited", 0);
         }
         let fault = self
@@ -305,8 +368,24 @@ impl World {
         status("running:healthy", 0)
     }
 
-    /// The sub-resource (`service_applications.status`) string.
+    /// The sub-resource (`service_applications.status`) string as stored, or as the status job
+    /// would store it now when statuses are live.
     pub(crate) fn sub_status(
+        &self,
+        service: &ServiceRecord,
+        container: &ContainerRecord,
+        now: u64,
+        timings: Timings,
+    ) -> String {
+        if !timings.live_status {
+            return container.status.clone().unwrap_or_else(|| "exited".to_owned());
+        }
+        self.observed_sub_status(service, container, now, timings)
+    }
+
+    /// What `GetContainersStatus` stores for a simulated container now: its `State.Status:Health`
+    /// aggregated with `preserveRestarting: true`, `:excluded` when excluded.
+    pub(crate) fn observed_sub_status(
         &self,
         service: &ServiceRecord,
         container: &ContainerRecord,

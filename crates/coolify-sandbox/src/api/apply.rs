@@ -200,6 +200,7 @@ pub(super) fn apply_compose(world: &mut World, service_uuid: &str, parsed: Parse
             is_database: parsed_container.is_database,
             has_healthcheck: parsed_container.has_healthcheck,
             excluded: parsed_container.excluded,
+            status: existing.and_then(|container| container.status.clone()),
         });
     }
     service.containers = containers;
@@ -258,10 +259,14 @@ pub(super) fn apply_compose(world: &mut World, service_uuid: &str, parsed: Parse
         });
     }
     for file in parsed.files {
-        let existing = service
-            .storages
-            .iter()
-            .find(|storage| storage.fs_path.as_deref() == Some(&file.fs_path));
+        // serviceParser (bootstrap/helpers/parsers.php, 4.3.11): `fileStorages()->whereMountPath`
+        // of the sub-resource; a found storage keeps its `content` and `is_directory`.
+        let file_container = container_uuid(&file.container);
+        let existing = service.storages.iter().find(|storage| {
+            storage.fs_path.is_some()
+                && storage.mount_path == file.mount_path
+                && storage.container_uuid == file_container
+        });
         storages.push(StorageRecord {
             id: existing.map_or_else(|| ids.pop().unwrap_or_default(), |storage| storage.id),
             uuid: existing.map_or_else(new_uuid, |storage| storage.uuid.clone()),
@@ -269,9 +274,12 @@ pub(super) fn apply_compose(world: &mut World, service_uuid: &str, parsed: Parse
             mount_path: file.mount_path,
             volume_name: None,
             fs_path: Some(file.fs_path),
-            is_directory: file.is_directory,
+            is_directory: existing.map_or(file.is_directory, |storage| storage.is_directory),
             // Write-once: existing content wins (notes §4.5).
-            content: existing.and_then(|storage| storage.content.clone()).or(file.content),
+            content: match existing {
+                Some(storage) => storage.content.clone(),
+                None => file.content,
+            },
             backup: existing.and_then(|storage| storage.backup.clone()),
             created_at: existing.map_or(now, |storage| storage.created_at),
         });

@@ -199,12 +199,27 @@ pub(super) fn throttle(
 pub(super) struct Caller {
     pub(super) abilities: Vec<Ability>,
     pub(super) sensitive: bool,
+    /// `getTeamIdFromToken()` is null for this token.
+    pub(super) teamless: bool,
 }
 
 impl Caller {
     /// `api.ability:<x>`; `root` passes everything.
+    ///
+    /// Then, as every team-scoped controller starts, `getTeamIdFromToken()`: null when the
+    /// token's user is no longer in the token's team, answered by `invalidTokenResponse()` (400
+    /// "Invalid token.", bootstrap/helpers/api.php, 4.3.11).
     pub(super) fn require(&self, ability: Ability) -> Result<(), Response> {
         if self.abilities.contains(&Ability::Root) || self.abilities.contains(&ability) {
+            if self.teamless {
+                return Err(reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({
+                        "message": "Invalid token.",
+                        "docs": "https://coolify.io/docs/api-reference/authorization",
+                    }),
+                ));
+            }
             Ok(())
         } else {
             Err(message(
@@ -260,7 +275,8 @@ pub(super) async fn authenticate(
                 .abilities
                 .iter()
                 .any(|ability| matches!(ability, Ability::Root | Ability::ReadSensitive));
-        Caller { abilities: token.abilities, sensitive }
+        let teamless = settings.teamless_tokens.contains(&token.token);
+        Caller { abilities: token.abilities, sensitive, teamless }
     };
     request.extensions_mut().insert(caller);
     next.run(request).await

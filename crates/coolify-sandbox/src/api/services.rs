@@ -253,6 +253,7 @@ pub(super) async fn create_service(
             envs: indexmap::IndexMap::new(),
             storages: Vec::new(),
             started_at: None,
+            activity: None,
             deleted_at: None,
             connect_to_docker_network: false,
             is_container_label_escape_enabled: label_escape,
@@ -273,7 +274,7 @@ pub(super) async fn create_service(
         return Err(message(StatusCode::INTERNAL_SERVER_ERROR, "Server Error"));
     };
     if instant_deploy {
-        service.started_at = Some(now);
+        shared.jobs.dispatch(crate::jobs::Job::StartService { service_uuid: uuid.clone() });
     }
     let domains = domains_of(service);
     Ok(reply(StatusCode::CREATED, json!({ "uuid": uuid, "domains": domains })))
@@ -339,8 +340,8 @@ pub(super) async fn update_service(
     }
     let service = find_service(&world, &uuid)?;
     let domains = domains_of(service);
-    if instant_deploy && let Some(service) = world.services.get_mut(&uuid) {
-        service.started_at = Some(now_ms());
+    if instant_deploy {
+        shared.jobs.dispatch(crate::jobs::Job::StartService { service_uuid: uuid.clone() });
     }
     Ok(reply(StatusCode::OK, json!({ "uuid": uuid, "domains": domains })))
 }

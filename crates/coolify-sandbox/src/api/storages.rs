@@ -7,9 +7,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::Ability;
 use crate::handle::lock;
-use crate::state::{
-    BackupExecution, BackupRecord, StorageRecord, backup_fault, new_uuid, now_ms, timestamp,
-};
+use crate::state::{BackupRecord, StorageRecord, new_uuid, now_ms, timestamp};
 
 use super::chain::Caller;
 use super::helpers::{json_body, message, optional_bool, optional_string, reply, validation};
@@ -82,6 +80,9 @@ pub(super) async fn list_storages(
     }
     Ok(reply(StatusCode::OK, json!({ "persistent_storages": persistent, "file_storages": files })))
 }
+
+/// `ScheduledVolumeBackup::DEFAULT_TIMEOUT` and the column's default since 4.3.9.
+const DEFAULT_TIMEOUT: i64 = 36_000;
 
 pub(super) const BACKUP_FIELDS: &[&str] = &[
     "frequency",
@@ -221,7 +222,7 @@ pub(super) async fn upsert_backup(
         integer_field(&body, "retention_amount_s3", 7, (0, 10_000), &mut errors);
     let retention_days_s3 =
         integer_field(&body, "retention_days_s3", 0, (0, 2_147_483_647), &mut errors);
-    let timeout = integer_field(&body, "timeout", 3600, (60, 36_000), &mut errors);
+    let timeout = integer_field(&body, "timeout", DEFAULT_TIMEOUT, (60, 36_000), &mut errors);
     for key in body.keys() {
         if !BACKUP_FIELDS.contains(&key.as_str()) {
             errors.insert(key.clone(), json!(["This field is not allowed."]));
@@ -256,7 +257,8 @@ pub(super) async fn upsert_backup(
     };
     let created = storage.backup.is_none();
     let backup_uuid = storage.backup.as_ref().map_or_else(new_uuid, |backup| backup.uuid.clone());
-    let previous_timeout = storage.backup.as_ref().map_or(3600, |backup| backup.timeout);
+    // The column's default (migration 2026_08_15 increase_default_volume_backup_timeout).
+    let previous_timeout = storage.backup.as_ref().map_or(DEFAULT_TIMEOUT, |backup| backup.timeout);
     let backup = BackupRecord {
         uuid: backup_uuid,
         frequency: frequency.unwrap_or_default(),
@@ -274,7 +276,16 @@ pub(super) async fn upsert_backup(
         timeout: if body.contains_key("timeout") { timeout } else { previous_timeout },
     };
     storage.backup = Some(backup.clone());
-    let answer = backup_json(&backup, storage, created);
+    let mut answer = backup_json(&backup, storage, created);
+    // persistSchedule (VolumeBackupsController, since 4.3.9) sets `timeout` only when sent, and
+    // `updateOrCreate` does not reload the row: a created schedule answers `"timeout": null`.
+    if created
+        && shared.config.backup_timeout_null_on_create
+        && !body.contains_key("timeout")
+        && let Some(object) = answer.as_object_mut()
+    {
+        object.insert("timeout".into(), Value::Null);
+    }
     Ok(reply(if created { StatusCode::CREATED } else { StatusCode::OK }, answer))
 }
 
@@ -308,13 +319,14 @@ pub(super) async fn delete_backup(
     Ok(message(StatusCode::OK, "Storage backup schedule and archives deleted."))
 }
 
+/// `VolumeBackupsController::run`: queues `VolumeBackupJob` (crons queue).
 pub(super) async fn run_backup(
     State(shared): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((uuid, storage_uuid)): Path<(String, String)>,
 ) -> ApiResult {
     caller.require(Ability::Write)?;
-    let mut world = lock(&shared.world);
+    let world = lock(&shared.world);
     let service = find_service(&world, &uuid)?;
     let Some(storage) = service.storages.iter().find(|storage| storage.uuid == storage_uuid) else {
         return Err(message(StatusCode::NOT_FOUND, "Storage not found."));
@@ -322,23 +334,6 @@ pub(super) async fn run_backup(
     let Some(backup) = storage.backup.clone() else {
         return Err(message(StatusCode::NOT_FOUND, "Storage backup schedule not found."));
     };
-    let (fails, empty) = backup_fault(&world.faults, &uuid);
-    let now = now_ms();
-    let duration = u64::try_from(shared.config.backup_duration.as_millis()).unwrap_or(0);
-    let size_bytes = if fails || empty {
-        0
-    } else {
-        4096 + 1024 * u64::try_from(service.envs.len()).unwrap_or(0)
-    };
-    world.backup_executions.push(BackupExecution {
-        uuid: new_uuid(),
-        backup_uuid: backup.uuid.clone(),
-        service_uuid: uuid.clone(),
-        storage_uuid,
-        started_at_ms: now,
-        finished_at_ms: now + duration,
-        outcome: if fails { "failed".to_owned() } else { "success".to_owned() },
-        size_bytes,
-    });
+    shared.jobs.dispatch(crate::jobs::Job::VolumeBackup { service_uuid: uuid, storage_uuid });
     Ok(reply(StatusCode::OK, json!({ "message": "Storage backup queued.", "uuid": backup.uuid })))
 }

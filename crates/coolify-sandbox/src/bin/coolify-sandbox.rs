@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use coolify_sandbox::{Ability, Fault, Sandbox, SandboxConfig, SandboxServerConfig, SandboxToken};
+use coolify_sandbox::{
+    Ability, Fault, RuntimeKind, Sandbox, SandboxConfig, SandboxServerConfig, SandboxToken,
+};
 
 /// A Coolify-4.3-compatible API server for tests and the local demo.
 #[derive(Debug, Parser)]
@@ -26,6 +28,20 @@ struct Args {
     /// How long a deleted service stays visible.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     delete_delay: Duration,
+    /// How often the status job (`GetContainersStatus`) stores container statuses, e.g. `60s`
+    /// (Coolify's ServerManagerJob). Default: 60s with `--runtime docker`, 0s (written when read)
+    /// with the simulated runtime.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    status_interval: Option<Duration>,
+    /// What runs the containers: `simulated` (no containers) or `docker` (DOCKER_HOST).
+    #[arg(long, default_value = "simulated", value_parser = ["simulated", "docker"])]
+    runtime: String,
+    /// Docker runtime: the services' work directories.
+    #[arg(long)]
+    docker_work_dir: Option<PathBuf>,
+    /// Docker runtime: where the front (Traefik's stand-in) listens.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    front_listen: SocketAddr,
     /// Persist the state as JSON in this file (loaded at start when present).
     #[arg(long)]
     state: Option<PathBuf>,
@@ -75,7 +91,18 @@ async fn main() -> std::process::ExitCode {
             service_uuid: None,
         });
     }
+    let runtime =
+        if args.runtime == "docker" { RuntimeKind::Docker } else { RuntimeKind::Simulated };
+    let status_interval = args.status_interval.unwrap_or(match runtime {
+        RuntimeKind::Docker => Duration::from_secs(60),
+        RuntimeKind::Simulated => Duration::ZERO,
+    });
+    let defaults = SandboxConfig::default();
     let config = SandboxConfig {
+        runtime,
+        status_interval,
+        docker_work_dir: args.docker_work_dir.unwrap_or(defaults.docker_work_dir.clone()),
+        front_listen: args.front_listen,
         listen: args.listen,
         tokens: vec![SandboxToken::new(args.token, &[Ability::Root])],
         servers: vec![SandboxServerConfig {
@@ -90,7 +117,7 @@ async fn main() -> std::process::ExitCode {
         rate_limit: args.rate_limit,
         api_enabled: !args.api_disabled,
         state_file: args.state,
-        ..SandboxConfig::default()
+        ..defaults
     };
     let handle = match Sandbox::start(config).await {
         Ok(handle) => handle,
@@ -108,6 +135,9 @@ async fn main() -> std::process::ExitCode {
     #[expect(clippy::print_stdout, reason = "the one line callers wait for")]
     {
         println!("listening on {}", handle.base_url());
+        if let Some(front) = handle.probe_url() {
+            println!("front on {front}");
+        }
     }
     tokio::select! {
         _ = tokio::signal::ctrl_c() => handle.shutdown().await,

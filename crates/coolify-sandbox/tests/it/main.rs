@@ -1,6 +1,8 @@
 //! The sandbox over raw HTTP: Coolify's request checks, middleware answers, the throttle, the
 //! control endpoint, and the binary.
 
+mod jobs;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
