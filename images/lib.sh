@@ -31,6 +31,19 @@ debian_base() {
   echo "$base/rootfs"
 }
 
+# Unmounts whatever is still mounted under a folder (a build killed inside in_chroot leaves /proc,
+# /dev and the CA bundle mounted there; `rm -rf` on it would then delete the host's /dev).
+unmount_under() { # dir
+  local dir mounts
+  dir=$(realpath -m "$1")
+  # Deepest first; /proc/mounts escapes spaces as \040 (our paths have none).
+  mounts=$(awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r)
+  [ -z "$mounts" ] && return 0
+  echo "   unmounting what a previous build left under $dir" >&2
+  local m
+  for m in $mounts; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+}
+
 # Runs a command inside a root filesystem with /proc, /dev and the host's DNS, then unmounts.
 in_chroot() { # root command...
   local root="$1" status=0
@@ -76,7 +89,8 @@ rootfs_image() { # name version work recipe-dir
   fi
   if [ "$(cat "$work/rootfs.done" 2>/dev/null)" != "$hash" ]; then
     base=$(debian_base)
-    rm -rf "$work/rootfs" "$work/rootfs.done"
+    unmount_under "$work"
+    rm -rf --one-file-system "$work/rootfs" "$work/rootfs.done"
     echo "   copying the Debian base into $work/rootfs" >&2
     cp -a "$base" "$work/rootfs"
     recipe_rootfs "$work/rootfs" "$version" >&2
@@ -86,8 +100,13 @@ rootfs_image() { # name version work recipe-dir
     echo "$hash" >"$work/rootfs.done"
   fi
   echo "   importing $work/rootfs ($(du -sh "$work/rootfs" | cut -f1)) as $tag" >&2
+  # Under a scratch tag first: a tar or import that fails half-way must not leave a labelled
+  # (i.e. finished) image under the real tag.
+  docker image rm "$tag-partial" >/dev/null 2>&1 || true
   tar -C "$work/rootfs" --numeric-owner -cf - . |
-    docker import --change "LABEL cfa.rootfs=$hash" - "$tag" >/dev/null
+    docker import --change "LABEL cfa.rootfs=$hash" - "$tag-partial" >/dev/null
+  docker tag "$tag-partial" "$tag"
+  docker image rm "$tag-partial" >/dev/null
   echo "$tag"
 }
 
