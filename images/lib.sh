@@ -7,9 +7,10 @@
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
 # The hash of a recipe's root filesystem: recipe.sh, this file and the version (not the
-# Dockerfile: changing only metadata re-imports nothing).
+# Dockerfile: changing only metadata re-imports nothing). Contents only, never paths: a clone
+# elsewhere must find the same hash.
 rootfs_hash() { # recipe-dir version
-  { echo "$2"; sha256sum "$1/recipe.sh" images/lib.sh; } | sha256sum | cut -c1-16
+  { echo "$2"; cat "$1/recipe.sh" "$REPO/images/lib.sh"; } | sha256sum | cut -c1-16
 }
 
 # A pristine minbase bookworm, made once into $IMAGES_CACHE/debian-bookworm/rootfs.
@@ -90,7 +91,9 @@ rootfs_image() { # name version work recipe-dir
   if [ "$(cat "$work/rootfs.done" 2>/dev/null)" != "$hash" ]; then
     base=$(debian_base)
     unmount_under "$work"
-    rm -rf --one-file-system "$work/rootfs" "$work/rootfs.done"
+    # The marker first: a run killed during the rm must not leave half a tree marked done.
+    rm -f "$work/rootfs.done"
+    rm -rf --one-file-system "$work/rootfs"
     echo "   copying the Debian base into $work/rootfs" >&2
     cp -a "$base" "$work/rootfs"
     recipe_rootfs "$work/rootfs" "$version" >&2
