@@ -632,12 +632,22 @@ impl Engine {
                 }
             }
         }
+        let mut service_running = service_status.as_deref().is_some_and(is_running_status);
+        if !service_running
+            && let Some(uuid) = &progress.service_uuid
+            && let Some(age) = self.recent_start(subject, uuid).await
+        {
+            // Queued by an earlier run, and Coolify's stored `exited` cannot say otherwise yet.
+            tracing::debug!(tenant = %subject.tenant, stack = %subject.stack, age_ms = age.as_millis(), "a start is already queued; waiting for it");
+            service_running = true;
+            progress.start_queued_at = Instant::now().checked_sub(age);
+        }
         Ok(ProvisionObservation {
             record_status: progress.record.as_ref().map(|record| record.status),
             record_has_service: record_service.is_some() && record_service == progress.service_uuid,
             project_exists: progress.project_uuid.is_some(),
             service_exists: progress.service_uuid.is_some(),
-            service_running: service_status.as_deref().is_some_and(is_running_status),
+            service_running,
             wants_backups: false,
         })
     }

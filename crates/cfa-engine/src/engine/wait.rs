@@ -6,18 +6,24 @@
 //! probes the stack's URL every `probe_interval` (our own request, no Coolify call), and lets
 //! [`ReadinessWatch`] decide from both and the time since the job was queued.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cfa_core::{ProbeOutcome, Readiness, ReadinessWatch, StartKind};
+use cfa_pocketbase::{AuditOutcome, AuditQuery};
+use serde_json::{Value, json};
 
 use super::Engine;
 use crate::error::{EngineError, Subject};
 use crate::probe::{describe, probe};
 use crate::steps::Step;
 
+/// The audit action of a queued start.
+const START_ACTION: &str = "stack.start";
+
 impl Engine {
     /// Queues Coolify's start. Only Coolify's "Service is already running." is taken as done:
-    /// any other 400 (e.g. "Invalid token.") is an error.
+    /// any other 400 (e.g. "Invalid token.") is an error. The start is audited, so a rerun
+    /// during Coolify's status lag knows it was queued ([`Engine::recent_start`]).
     pub(super) async fn start(
         &self,
         subject: &Subject,
@@ -25,10 +31,40 @@ impl Engine {
     ) -> Result<Instant, EngineError> {
         let queued_at = Instant::now();
         match self.inner.coolify.start_service_by_uuid(service_uuid).await {
-            Ok(_) => Ok(queued_at),
-            Err(error) if error.is_already_running() => Ok(queued_at),
-            Err(error) => Err(subject.coolify(Step::StartService, error)),
+            Ok(_) => {}
+            Err(error) if error.is_already_running() => return Ok(queued_at),
+            Err(error) => return Err(subject.coolify(Step::StartService, error)),
         }
+        let after = json!({ "service_uuid": service_uuid });
+        self.audit(subject, START_ACTION, Value::Null, after, AuditOutcome::Ok, None).await;
+        Ok(queued_at)
+    }
+
+    /// How long ago this run or an earlier one queued a start of `service_uuid`, if Coolify
+    /// cannot know about it yet: after a start its status reads `exited` until the next status
+    /// run, and Coolify answers a second start with `up --force-recreate`, a second deploy.
+    pub(super) async fn recent_start(
+        &self,
+        subject: &Subject,
+        service_uuid: &str,
+    ) -> Option<Duration> {
+        let settings = &self.inner.settings;
+        let query = AuditQuery {
+            tenant: Some(subject.tenant.clone()),
+            stack: Some(subject.stack.clone()),
+            action: Some(START_ACTION.to_owned()),
+            limit: Some(1),
+            ..AuditQuery::default()
+        };
+        // Without the audit log the rerun starts again: a second deploy, never a lost one.
+        let entries = self.inner.pocketbase.audit_list(&query).await.ok()?;
+        let entry = entries.first()?;
+        if entry.after.get("service_uuid").and_then(Value::as_str) != Some(service_uuid) {
+            return None;
+        }
+        let age = jiff::Timestamp::now().duration_since(entry.time);
+        let age = Duration::try_from(age).unwrap_or(Duration::ZERO);
+        (age < settings.status_lag + settings.poll_interval).then_some(age)
     }
 
     /// Waits until the started (`StartKind::Start`) or restarted containers run and serve, or

@@ -10,8 +10,8 @@ use cfa_pocketbase::TenantPatch;
 use coolify_sandbox::Fault;
 
 use crate::harness::{
-    CoolifyLink, ROUTER_KEY_ROTATED, World, assert_no_secret_anywhere, bot_request,
-    coolify_client_at, openclaw_request,
+    CoolifyLink, ROUTER_KEY_ROTATED, World, assert_final_backup_before_delete,
+    assert_no_secret_anywhere, bot_request, coolify_client_at, openclaw_request,
 };
 
 /// A failpoint that "crashes" the engine right after `crash_after` completes for the stack.
@@ -340,13 +340,14 @@ async fn a_crash_after_any_upgrade_step_converges_on_rerun() {
 
 #[tokio::test]
 async fn a_crash_after_any_delete_step_converges_on_rerun_with_nothing_left() {
-    let world = World::start().await;
+    let world = World::start_with(|config| config.record_exchanges = true).await;
     let steps = [Step::FinalBackup, Step::DeleteService, Step::WaitDeleted, Step::DeleteProject];
     for (index, step) in steps.into_iter().enumerate() {
         let tenant = format!("del{index}");
         let tenant_id = world.tenant(&tenant, PlanTier::Business, 2).await;
         // Business and a volume: the delete takes a final backup first.
-        world.engine().provision(&openclaw_request(&tenant, "agent")).await.unwrap();
+        let provisioned =
+            world.engine().provision(&openclaw_request(&tenant, "agent")).await.unwrap();
         let crashed =
             world.engine_with_failpoint(crash_after(step)).delete(&tenant, "agent", true).await;
         assert!(matches!(crashed, Err(EngineError::Injected { .. })), "after {step}: {crashed:?}");
@@ -354,8 +355,8 @@ async fn a_crash_after_any_delete_step_converges_on_rerun_with_nothing_left() {
         world.engine().delete(&tenant, "agent", true).await.unwrap();
         assert_eq!(world.coolify_counts(&tenant, "agent").await, (0, 0), "after {step}");
         assert!(world.stacks_of(&tenant_id).await.is_empty(), "after {step}");
+        assert_final_backup_before_delete(&world, provisioned.service_uuid.as_deref().unwrap());
     }
     assert_eq!((world.all_projects().await, world.all_services().await), (0, 0));
-    assert!(!world.sandbox.backup_executions().is_empty(), "final backups ran");
     assert_no_secret_anywhere(&world, &[]).await;
 }

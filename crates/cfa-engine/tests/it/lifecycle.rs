@@ -5,8 +5,8 @@ use cfa_engine::ProvisionRequest;
 use cfa_pocketbase::AuditQuery;
 
 use crate::harness::{
-    BOT_TOKEN, ROUTER_KEY, World, assert_no_secret_anywhere, base_llm_request, bot_request,
-    openclaw_request,
+    BOT_TOKEN, ROUTER_KEY, World, assert_final_backup_before_delete, assert_no_secret_anywhere,
+    base_llm_request, bot_request, openclaw_request,
 };
 
 #[tokio::test]
@@ -131,7 +131,7 @@ async fn telegram_bot_full_lifecycle() {
 
 #[tokio::test]
 async fn openclaw_agent_full_lifecycle_with_backups_and_probe() {
-    let world = World::start().await;
+    let world = World::start_with(|config| config.record_exchanges = true).await;
     world.tenant("claw", PlanTier::Business, 3).await;
     let engine = world.engine();
     let provisioned = engine.provision(&openclaw_request("claw", "agent")).await.unwrap();
@@ -141,8 +141,7 @@ async fn openclaw_agent_full_lifecycle_with_backups_and_probe() {
     // Paid plan: the delete takes a final backup of each volume (it needs the schedule set at
     // provision: Coolify refuses a run without one).
     engine.delete("claw", "agent", true).await.unwrap();
-    let executions = world.sandbox.backup_executions();
-    assert!(!executions.is_empty(), "a final backup ran before delete: {executions:?}");
+    assert_final_backup_before_delete(&world, &service_uuid);
     assert_eq!(world.coolify_counts("claw", "agent").await, (0, 0));
 
     full_lifecycle(&world, openclaw_request("claw", "agent2"), true).await;

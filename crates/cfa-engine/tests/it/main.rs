@@ -5,3 +5,4 @@ mod faults;
 mod harness;
 mod lifecycle;
 mod refusals;
+mod status_lag;

@@ -1,0 +1,123 @@
+//! The engine against a sandbox that lags as Coolify does: container statuses are stored only
+//! by Coolify's status job (here run by the test), so after a start the API reads `exited`,
+//! `starting:unhealthy` while the start job runs, then the stale `exited` again until the next
+//! status run. Nothing in these tests depends on wall-clock races: the status job runs when
+//! the test says so.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cfa_core::{PlanTier, StackStatus};
+use cfa_engine::{Failpoint, Injected, Step};
+
+use crate::harness::{World, bot_request};
+
+/// A sandbox whose status job never runs by itself during a test.
+async fn lagging_world() -> World {
+    World::start_with(|config| {
+        config.status_interval = Duration::from_secs(3600);
+        config.record_exchanges = true;
+    })
+    .await
+}
+
+/// Waits until Coolify's start job for the only service has run and ended: its activity is
+/// logged and the status no longer reads `starting` (the stale stored `exited` shows again).
+async fn until_the_start_job_ended(world: &World) -> String {
+    for _ in 0..400 {
+        let services = world.coolify.list_services().await.unwrap();
+        if let Some(service) = services.first()
+            && world.sandbox.activity_log(&service.uuid).is_some()
+        {
+            world.sandbox.wait_for_jobs().await;
+            let status = world.coolify.get_service_by_uuid(&service.uuid).await.unwrap().status;
+            if !status.starts_with("starting") {
+                return service.uuid.clone();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("Coolify's start job never ended");
+}
+
+fn starts_sent(world: &World) -> usize {
+    world
+        .sandbox
+        .exchanges()
+        .iter()
+        .filter(|exchange| exchange.method == "POST" && exchange.path.ends_with("/start"))
+        .count()
+}
+
+#[tokio::test]
+async fn a_start_survives_the_stale_exited_until_coolifys_next_status_run() {
+    let world = lagging_world().await;
+    world.tenant("lag", PlanTier::Starter, 1).await;
+    let mut settings = world.settings.clone();
+    settings.status_lag = Duration::from_secs(30);
+    let engine = world.engine_with(settings);
+    let provision = tokio::spawn(async move { engine.provision(&bot_request("lag", "bot")).await });
+
+    let service_uuid = until_the_start_job_ended(&world).await;
+    let stale = world.coolify.get_service_by_uuid(&service_uuid).await.unwrap().status;
+    assert!(stale.starts_with("exited"), "the stored status is still the old one: {stale}");
+    // The engine polls the stale `exited` many times (every 50 ms) and must keep waiting.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(!provision.is_finished(), "the engine gave up on a stale status");
+
+    world.sandbox.run_status_job().await;
+    let outcome = provision.await.unwrap().expect("ready once Coolify has looked");
+    assert_eq!(outcome.status, StackStatus::Running);
+    assert_eq!(starts_sent(&world), 1);
+}
+
+#[tokio::test]
+async fn exited_fails_a_start_once_coolify_has_looked_after_its_job() {
+    let world = lagging_world().await;
+    world.tenant("dead", PlanTier::Starter, 1).await;
+    let mut settings = world.settings.clone();
+    settings.status_lag = Duration::from_millis(300);
+    let engine = world.engine_with(settings);
+    let provision =
+        tokio::spawn(async move { engine.provision(&bot_request("dead", "bot")).await });
+    let service_uuid = until_the_start_job_ended(&world).await;
+    // The containers die before Coolify's next status run sees them.
+    world.sandbox.inject(coolify_sandbox::Fault::ContainerExited {
+        service_uuid: Some(service_uuid.clone()),
+        container: None,
+    });
+    world.sandbox.run_status_job().await;
+    let error = provision.await.unwrap().expect_err("a start whose containers exited fails");
+    let message = error.to_string();
+    assert!(message.contains("failed to start") && message.contains("exited"), "{message}");
+}
+
+#[tokio::test]
+async fn a_rerun_during_the_lag_does_not_start_the_service_again() {
+    let world = lagging_world().await;
+    world.tenant("rerun", PlanTier::Starter, 1).await;
+    let mut settings = world.settings.clone();
+    settings.status_lag = Duration::from_secs(30);
+    let crash_after_start: Failpoint =
+        Arc::new(
+            |_tenant: &str, _stack: &str, step: Step| {
+                if step == Step::StartService { Err(Injected) } else { Ok(()) }
+            },
+        );
+    let mut crashing = settings.clone();
+    crashing.failpoint = Some(crash_after_start);
+    let crashed = world.engine_with(crashing).provision(&bot_request("rerun", "bot")).await;
+    assert!(crashed.is_err(), "the failpoint stops the first run after the start");
+    let service_uuid = until_the_start_job_ended(&world).await;
+    let stale = world.coolify.get_service_by_uuid(&service_uuid).await.unwrap().status;
+    assert!(stale.starts_with("exited"), "{stale}");
+
+    // The rerun sees `exited`, but the audit log says a start was queued moments ago.
+    let engine = world.engine_with(settings);
+    let rerun = tokio::spawn(async move { engine.provision(&bot_request("rerun", "bot")).await });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    world.sandbox.run_status_job().await;
+    let outcome = rerun.await.unwrap().expect("the rerun waits for the queued start");
+    assert_eq!(outcome.status, StackStatus::Running);
+    assert_eq!(starts_sent(&world), 1, "Coolify would redeploy on a second start");
+}
