@@ -332,7 +332,7 @@ impl CoolifyLink {
 pub(crate) fn assert_final_backup_before_delete(world: &World, service_uuid: &str) {
     let exchanges = world.sandbox.exchanges();
     let position = |wanted: &dyn Fn(&coolify_sandbox::Exchange) -> bool| {
-        exchanges.iter().position(|exchange| wanted(exchange))
+        exchanges.iter().position(wanted)
     };
     let backup = position(&|exchange| {
         exchange.method == "POST"
