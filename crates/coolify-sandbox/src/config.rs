@@ -129,7 +129,8 @@ pub struct SandboxConfig {
     /// failed pull does (the sandbox never pulls).
     pub missing_images: Vec<String>,
     /// Answer a created backup schedule sent without `timeout` with `"timeout": null`, as
-    /// Coolify >= 4.3.9 does (its OpenAPI says integer; off by default so spec checks pass).
+    /// Coolify >= 4.3.9 does (`VolumeBackupsController::persistSchedule`; its OpenAPI says
+    /// integer, a deviation the contract check lists). Off models 4.3.0 to 4.3.8.
     pub backup_timeout_null_on_create: bool,
     /// Docker runtime: `None` uses `DOCKER_HOST` or the default socket.
     pub docker_host: Option<String>,
@@ -164,7 +165,7 @@ impl Default for SandboxConfig {
             status_interval: Duration::ZERO,
             runtime: RuntimeKind::Simulated,
             missing_images: Vec::new(),
-            backup_timeout_null_on_create: false,
+            backup_timeout_null_on_create: true,
             docker_host: None,
             docker_work_dir: std::env::temp_dir().join("coolify-sandbox").join("services"),
             docker_backup_dir: std::env::temp_dir().join("coolify-sandbox").join("backups"),
