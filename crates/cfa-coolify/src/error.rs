@@ -105,6 +105,14 @@ impl CoolifyError {
         matches!(&self.kind, CoolifyErrorKind::BadRequest { status: 400, message }
             if message.contains("already running"))
     }
+
+    /// Coolify's 400 "Service is already stopped." from `stop` (ServicesController::action_stop:
+    /// the stored status contains `stopped` or `exited`, which lags the containers by up to a
+    /// status run).
+    pub fn is_already_stopped(&self) -> bool {
+        matches!(&self.kind, CoolifyErrorKind::BadRequest { status: 400, message }
+            if message.contains("already stopped"))
+    }
 }
 
 impl CoolifyErrorKind {

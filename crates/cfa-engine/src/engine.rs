@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use cfa_coolify::types::{
     BackupScheduleRequest, CreateProjectRequest, CreateServiceRequest, DeleteServiceOptions,
-    DockerCleanup, EnvironmentRef, EnvironmentVariableUpsert, ServiceUrl, UpdateServiceRequest,
+    EnvironmentRef, EnvironmentVariableUpsert, ServiceUrl, UpdateServiceRequest,
 };
 use cfa_coolify::{CoolifyClient, CoolifyError, CoolifyErrorKind, SecretValue};
 use cfa_core::admission::{AdmissionRequest, ImageFootprint, TenantStanding, admit};
@@ -1242,18 +1242,7 @@ impl Engine {
             .map_err(|error| invalid_state(&subject, &record, &error))?;
         let result = async {
             if let Some(service_uuid) = &record.coolify_service_uuid {
-                match self
-                    .inner
-                    .coolify
-                    .stop_service_by_uuid(service_uuid, DockerCleanup::Skip)
-                    .await
-                {
-                    Ok(_) => {}
-                    // "Service is already stopped.": a rerun.
-                    Err(error) if matches!(error.kind, CoolifyErrorKind::BadRequest { .. }) => {}
-                    Err(error) if error.is_not_found() => {}
-                    Err(error) => return Err(subject.coolify(Step::StopService, error)),
-                }
+                self.stop(&subject, service_uuid).await?;
                 self.failpoint(&subject, Step::StopService)?;
                 self.wait_status(&subject, Step::WaitStopped, service_uuid, |status| {
                     status.is_none_or(|status| {

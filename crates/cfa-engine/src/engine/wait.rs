@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use cfa_coolify::types::DockerCleanup;
 use cfa_core::{ProbeOutcome, Readiness, ReadinessWatch, StartKind};
 use cfa_pocketbase::{AuditOutcome, AuditQuery};
 use serde_json::{Value, json};
@@ -38,6 +39,49 @@ impl Engine {
         let after = json!({ "service_uuid": service_uuid });
         self.audit(subject, START_ACTION, Value::Null, after, AuditOutcome::Ok, None).await;
         Ok(queued_at)
+    }
+
+    /// Queues Coolify's stop without Docker cleanup (volumes are kept). Coolify refuses a stop
+    /// while its stored status says `exited`, and after a start that status is stale until its
+    /// next status run: a stop refused then waits for Coolify to see the containers and is sent
+    /// again, so a suspend right after a provision never leaves them running.
+    pub(super) async fn stop(
+        &self,
+        subject: &Subject,
+        service_uuid: &str,
+    ) -> Result<(), EngineError> {
+        let settings = &self.inner.settings;
+        let coolify = &self.inner.coolify;
+        let send = || coolify.stop_service_by_uuid(service_uuid, DockerCleanup::Skip);
+        match send().await {
+            Ok(_) => return Ok(()),
+            Err(error) if error.is_not_found() => return Ok(()),
+            Err(error) if error.is_already_stopped() => {}
+            Err(error) => return Err(subject.coolify(Step::StopService, error)),
+        }
+        let Some(age) = self.recent_start(subject, service_uuid).await else {
+            // Stopped long enough for Coolify to know: a rerun, or a stack that was down.
+            return Ok(());
+        };
+        let patience = (settings.status_lag + settings.poll_interval * 2).saturating_sub(age);
+        let waited = Instant::now();
+        while waited.elapsed() < patience {
+            tokio::time::sleep(settings.poll_interval).await;
+            let status = coolify
+                .get_service_by_uuid(service_uuid)
+                .await
+                .map_err(|error| subject.coolify(Step::StopService, error))?
+                .status;
+            if super::is_running_status(&status) {
+                tracing::debug!(tenant = %subject.tenant, stack = %subject.stack, status = %status, "coolify sees the started containers now; stopping them");
+                return match send().await {
+                    Ok(_) => Ok(()),
+                    Err(error) if error.is_not_found() || error.is_already_stopped() => Ok(()),
+                    Err(error) => Err(subject.coolify(Step::StopService, error)),
+                };
+            }
+        }
+        Ok(())
     }
 
     /// How long ago this run or an earlier one queued a start of `service_uuid`, if Coolify

@@ -331,9 +331,8 @@ impl CoolifyLink {
 /// keeping the archive is an open gap (docs/security.md).
 pub(crate) fn assert_final_backup_before_delete(world: &World, service_uuid: &str) {
     let exchanges = world.sandbox.exchanges();
-    let position = |wanted: &dyn Fn(&coolify_sandbox::Exchange) -> bool| {
-        exchanges.iter().position(wanted)
-    };
+    let position =
+        |wanted: &dyn Fn(&coolify_sandbox::Exchange) -> bool| exchanges.iter().position(wanted);
     let backup = position(&|exchange| {
         exchange.method == "POST"
             && exchange.path.contains(service_uuid)

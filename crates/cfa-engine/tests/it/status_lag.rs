@@ -10,7 +10,7 @@ use std::time::Duration;
 use cfa_core::{PlanTier, StackStatus};
 use cfa_engine::{Failpoint, Injected, Step};
 
-use crate::harness::{World, bot_request};
+use crate::harness::{World, bot_request, openclaw_request};
 
 /// A sandbox whose status job never runs by itself during a test.
 async fn lagging_world() -> World {
@@ -120,4 +120,40 @@ async fn a_rerun_during_the_lag_does_not_start_the_service_again() {
     let outcome = rerun.await.unwrap().expect("the rerun waits for the queued start");
     assert_eq!(outcome.status, StackStatus::Running);
     assert_eq!(starts_sent(&world), 1, "Coolify would redeploy on a second start");
+}
+
+/// A server on loopback that answers 200 to everything: a stack whose URL answers at once.
+async fn always_answering() -> url::Url {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(|| async { "ok" });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{address}").parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_suspend_during_the_lag_stops_the_containers_coolify_does_not_see_yet() {
+    let world = lagging_world().await;
+    world.tenant("pause", PlanTier::Business, 1).await;
+    let mut settings = world.settings.clone();
+    settings.status_lag = Duration::from_secs(30);
+    settings.probe.base_url = Some(always_answering().await);
+    let engine = world.engine_with(settings);
+    // Ready by our probe while Coolify's stored status still says `exited`.
+    let provisioned = engine.provision(&openclaw_request("pause", "agent")).await.unwrap();
+    let service_uuid = provisioned.service_uuid.clone().unwrap();
+    until_the_start_job_ended(&world).await;
+
+    // Coolify answers "Service is already stopped." now; the engine must wait and stop again.
+    let suspend = tokio::spawn(async move { engine.suspend("pause", "agent").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    world.sandbox.run_status_job().await;
+    let outcome = suspend.await.unwrap().expect("suspended");
+    assert_eq!(outcome.status, StackStatus::Stopped);
+    world.sandbox.wait_for_jobs().await;
+    world.sandbox.run_status_job().await;
+    let status = world.coolify.get_service_by_uuid(&service_uuid).await.unwrap().status;
+    assert!(status.starts_with("exited"), "the containers still run after a suspend: {status}");
 }
