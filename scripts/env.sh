@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts: puts the tools scripts/install-deps installed on PATH.
 export CFA_CACHE_DIR="${CFA_CACHE_DIR:-$HOME/.cache/cfa}"
 # PocketBase 0.40.6 (scripts/install-deps); tests also honour CFA_POCKETBASE_BIN.
