@@ -90,13 +90,14 @@ struct Row {
 
 async fn measure(mut case: Case) -> Row {
     case.status_interval = Duration::from_secs(60);
-    let _leftovers = Leftovers(case.tenant);
+    let tag = format!("bench-{}-{}", case.template, std::process::id());
+    let _leftovers = Leftovers(case.tenant, tag.clone());
     let world = World::start(Setup {
         runtime: RuntimeKind::Docker,
         status_interval: case.status_interval,
         status_lag: case.status_interval,
         poll_interval: Duration::from_secs(5),
-        tag: format!("bench-{}-{}", case.template, std::process::id()),
+        tag,
     })
     .await;
     let standins = StandIns::start(&world).await;

@@ -306,7 +306,7 @@ async fn bot_answers(standins: &StandIns, chat_id: i64, model: &str, context: &s
 
 /// Removes whatever a failed run left of a tenant's stacks on the shared engine.
 #[derive(Debug)]
-pub(crate) struct Leftovers(pub(crate) &'static str);
+pub(crate) struct Leftovers(pub(crate) &'static str, pub(crate) String);
 
 impl Drop for Leftovers {
     fn drop(&mut self) {
@@ -326,6 +326,8 @@ impl Drop for Leftovers {
             let _ = docker(&["compose", "-p", project, "down", "-v", "-t", "1"]);
             let _ = docker(&["network", "rm", project]);
         }
+        // The sandbox's destination network.
+        let _ = docker(&["network", "rm", &format!("cfa-it-{}", self.1)]);
     }
 }
 
@@ -342,7 +344,7 @@ pub(crate) struct Figures {
 /// The whole life of one case on the docker runtime.
 pub(crate) async fn run_case(case: Case, tag: String) -> Figures {
     let began = Instant::now();
-    let _leftovers = Leftovers(case.tenant);
+    let _leftovers = Leftovers(case.tenant, tag.clone());
     let bot = case.template == "telegram-bot";
     let world = World::start(Setup {
         runtime: RuntimeKind::Docker,
