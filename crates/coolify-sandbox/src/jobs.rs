@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::RuntimeKind;
 use crate::handle::{Shared, lock};
-use crate::runtime::docker::{DeleteFlags, Deployment};
+use crate::runtime::docker::{DeleteFlags, Deployment, DeploymentFile};
 use crate::runtime::{Runtime, simulated};
 use crate::state::{
     ActivityRecord, ActivityStatus, BackupExecution, ServiceRecord, backup_fault, new_uuid, now_ms,
@@ -255,10 +255,31 @@ async fn start(shared: &Shared, service_uuid: &str) {
                     started_at: now_ms(),
                     log: String::new(),
                 });
+                // The parser binds relative sources under Coolify's configuration directory
+                // (`base_configuration_dir()/services/<uuid>`); here that is the runtime's work
+                // directory for the service, where the compose and `.env` are written too.
+                let coolify_dir = format!("/data/coolify/services/{service_uuid}");
+                let work_dir = docker.service_dir(service_uuid);
+                let files = service
+                    .storages
+                    .iter()
+                    .filter_map(|storage| {
+                        let fs_path = storage.fs_path.as_deref()?;
+                        let relative = fs_path.strip_prefix(&coolify_dir)?.trim_start_matches('/');
+                        Some(DeploymentFile {
+                            relative_path: relative.to_owned(),
+                            content: storage.content.clone(),
+                            is_directory: storage.is_directory,
+                        })
+                    })
+                    .collect();
                 Deployment {
                     service_uuid: service_uuid.to_owned(),
-                    compose_yaml: service.rendered.clone(),
+                    compose_yaml: service
+                        .rendered
+                        .replace(&coolify_dir, &work_dir.to_string_lossy()),
                     env_file: env_file(service),
+                    files,
                     network: network.unwrap_or_default(),
                 }
             };

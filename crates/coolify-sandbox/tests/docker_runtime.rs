@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use coolify_sandbox::front::Front;
 use coolify_sandbox::runtime::docker::{
-    ContainerState, DeleteFlags, Deployment, DockerError, DockerRuntime, DockerRuntimeConfig,
-    LogsError,
+    ContainerState, DeleteFlags, Deployment, DeploymentFile, DockerError, DockerRuntime,
+    DockerRuntimeConfig, LogsError,
 };
 
 const TEST_IMAGE: &str = "cfa-test/busybox:1";
@@ -253,6 +253,7 @@ fn deployment(service_uuid: &str, compose_yaml: String) -> Deployment {
         service_uuid: service_uuid.to_owned(),
         compose_yaml,
         env_file: "GREETING=hello\n".to_owned(),
+        files: Vec::new(),
         network: service_uuid.to_owned(),
     }
 }
@@ -431,6 +432,43 @@ async fn a_container_over_its_memory_limit_is_oom_killed() {
     let hog = state_of(&states, "hog");
     assert!(hog.oom_killed, "{hog:?}");
     assert_eq!(hog.exit_code, 137);
+    fixture.runtime.delete(&service_uuid, DELETE_EVERYTHING).await.expect("delete");
+}
+
+#[tokio::test]
+async fn a_config_file_reaches_the_container_and_its_non_root_user_cannot_change_it() {
+    let Some(mut fixture) = fixture_or_skip().await else { return };
+    let service_uuid = fixture.new_service_uuid("file");
+    let work_dir = fixture.runtime.service_dir(&service_uuid);
+    // Coolify's parser turns `./config/app.conf` into a bind below the service's directory, and
+    // drops a long-form `read_only` (parsers.php): the bind is read-write, the file 0755 root's.
+    let bind = format!(
+        "    volumes:\n      - {}/config/cfa-1/app.conf:/etc/cfa-1/app.conf\n    restart: \"no\"\n",
+        work_dir.display()
+    );
+    let app = hardened_service(
+        &service_uuid,
+        "app",
+        "cat /etc/cfa-1/app.conf; echo changed > /etc/cfa-1/app.conf && echo WROTE || echo REFUSED",
+        &bind,
+    );
+    let mut deployment = deployment(&service_uuid, compose(&service_uuid, &app, &[]));
+    deployment.files = vec![DeploymentFile {
+        relative_path: "config/cfa-1/app.conf".to_owned(),
+        content: Some("setting = 1\n".to_owned()),
+        is_directory: false,
+    }];
+    fixture.runtime.start(&deployment).await.expect("start");
+    fixture
+        .wait_for_states(&service_uuid, Duration::from_secs(20), |states| {
+            states.iter().any(|state| state.state == "exited")
+        })
+        .await;
+    let logs = docker_cli(&fixture.docker_host, &["logs", &format!("app-{service_uuid}")]).unwrap();
+    assert!(logs.contains("setting = 1"), "the file's content reached the container: {logs}");
+    assert!(logs.contains("REFUSED") && !logs.contains("WROTE"), "{logs}");
+    let on_host = std::fs::read_to_string(work_dir.join("config/cfa-1/app.conf")).unwrap();
+    assert_eq!(on_host, "setting = 1\n");
     fixture.runtime.delete(&service_uuid, DELETE_EVERYTHING).await.expect("delete");
 }
 

@@ -62,9 +62,22 @@ pub struct Deployment {
     pub service_uuid: String,
     pub compose_yaml: String,
     pub env_file: String,
+    /// The service's file storages (`LocalFileVolume`), written before `up`; their paths are
+    /// relative to the service's work directory, as the compose's binds name them.
+    pub files: Vec<DeploymentFile>,
     /// A network the compose file uses as `external`; created (attachable) when missing, like
     /// the `<uuid>` network StartService creates, which is always ensured too.
     pub network: String,
+}
+
+/// One file storage: `LocalFileVolume::saveStorageOnServer` writes `content` (`tee`, then
+/// `chmod +x`, as the server user: root here) or makes a directory.
+#[derive(Debug, Clone)]
+pub struct DeploymentFile {
+    /// Below the service's work directory, e.g. `config/cfa-1234/openclaw.json`.
+    pub relative_path: String,
+    pub content: Option<String>,
+    pub is_directory: bool,
 }
 
 /// DeleteResourceJob's four flags (all `true` in Coolify's API by default).
@@ -202,6 +215,9 @@ impl DockerRuntime {
         let compose_file = work_dir.join("docker-compose.yml");
         write_file(&work_dir, &compose_file, &deployment.compose_yaml, &target).await?;
         write_file(&work_dir, &work_dir.join(".env"), &deployment.env_file, &target).await?;
+        for file in &deployment.files {
+            write_storage(&work_dir, file, &target).await?;
+        }
         self.ensure_network(service_uuid, &target).await?;
         if !deployment.network.is_empty() && deployment.network != service_uuid {
             self.ensure_network(&deployment.network, &target).await?;
@@ -251,6 +267,12 @@ impl DockerRuntime {
 
     fn service_work_dir(&self, service_uuid: &str) -> PathBuf {
         self.config.work_dir.join(service_uuid)
+    }
+
+    /// The service's directory (Coolify's `/data/coolify/services/<uuid>`): its compose, `.env`
+    /// and file storages.
+    pub fn service_dir(&self, service_uuid: &str) -> PathBuf {
+        self.service_work_dir(service_uuid)
     }
 
     /// Every container (running or not) of one compose project: one engine call.
@@ -412,6 +434,40 @@ fn validated_service_uuid(service_uuid: &str) -> Result<&str, DockerError> {
     } else {
         Err(DockerError::InvalidServiceUuid { service_uuid: service_uuid.to_owned() })
     }
+}
+
+/// Writes one file storage under `work_dir`; a path that would leave it is refused.
+async fn write_storage(
+    work_dir: &Path,
+    file: &DeploymentFile,
+    target: &str,
+) -> Result<(), DockerError> {
+    let relative = Path::new(&file.relative_path);
+    let escapes = relative.components().any(|component| {
+        !matches!(component, std::path::Component::Normal(_) | std::path::Component::CurDir)
+    });
+    let io_error = |operation, path: &Path| {
+        let path = path.to_path_buf();
+        let target = target.to_owned();
+        move |source| DockerError::Io { operation, path, target, source }
+    };
+    let path = work_dir.join(relative);
+    if escapes {
+        return Err(DockerError::Io {
+            operation: "write a file storage outside the service directory",
+            path,
+            target: target.to_owned(),
+            source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        });
+    }
+    if file.is_directory {
+        return tokio::fs::create_dir_all(&path).await.map_err(io_error("create directory", &path));
+    }
+    let parent = path.parent().unwrap_or(work_dir);
+    write_file(parent, &path, file.content.as_deref().unwrap_or(""), target).await?;
+    // `chmod +x` after `tee`: 0755 for a file the server user (root) owns.
+    let permissions = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    tokio::fs::set_permissions(&path, permissions).await.map_err(io_error("chmod", &path))
 }
 
 async fn write_file(
