@@ -221,9 +221,20 @@ fn check_hardening(compose: &Value, containers: &[Value], context: &str) {
             "{context}: {name} cpus"
         );
         assert_eq!(host["PidsLimit"], service["pids_limit"], "{context}: {name} pids limit");
+        // Without a rendered `user` (a documented root exception) the image's own user runs.
+        let expected_user = match service["user"].as_str() {
+            Some(user) => user.to_owned(),
+            None => {
+                let image = service["image"].as_str().unwrap();
+                crate::world::docker(&["image", "inspect", "--format", "{{.Config.User}}", image])
+                    .unwrap()
+                    .trim()
+                    .to_owned()
+            }
+        };
         assert_eq!(
             container["Config"]["User"].as_str().unwrap(),
-            service["user"].as_str().unwrap_or(""),
+            expected_user,
             "{context}: {name} user"
         );
         assert_eq!(
@@ -254,7 +265,9 @@ fn mounted_file(container: &Value, file_name: &str) -> String {
         .as_array()
         .unwrap()
         .iter()
-        .find(|mount| mount["Destination"].as_str().unwrap().ends_with(&format!("/{file_name}")))
+        // The bind's source keeps the template's file name (the target may differ, e.g.
+        // base-llm's `litellm-config.yaml` lands at `/app/cfa-<hash>/config.yaml`).
+        .find(|mount| mount["Source"].as_str().unwrap().ends_with(&format!("/{file_name}")))
         .unwrap_or_else(|| panic!("no mount of {file_name}: {}", container["Mounts"]));
     let destination = mount["Destination"].as_str().unwrap();
     let name = container["Name"].as_str().unwrap().trim_start_matches('/');

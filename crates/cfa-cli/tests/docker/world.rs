@@ -243,7 +243,7 @@ impl World {
                  [pocketbase]\nurl = \"{}\"\nemail = \"{SUPERUSER_EMAIL}\"\npassword = \"{SUPERUSER_PASSWORD}\"\n\
                  [platform]\nbase_domain = \"agents.test\"\ntemplates_dir = \"{}\"\n{probe}\
                  [engine]\npoll_interval = \"{}\"\nprobe_interval = \"200ms\"\nstatus_lag = \"{}\"\n\
-                 deploy_timeout = \"5m\"\ndelete_grace = \"0s\"\n\
+                 deploy_timeout = \"10m\"\ndelete_grace = \"0s\"\n\
                  [[servers]]\nuuid = \"{}\"\ncores = 12\nmemory_gb = 31\nfree_disk_gb = 24\n",
                 sandbox.token(),
                 pocketbase.url(),
