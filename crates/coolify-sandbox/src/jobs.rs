@@ -284,16 +284,45 @@ async fn start(shared: &Shared, service_uuid: &str) {
                 }
             };
             let result = docker.start(&deployment).await;
-            let mut world = lock(&shared.world);
-            if let Some(service) = world.services.get_mut(service_uuid)
-                && let Some(activity) = service.activity.as_mut()
-                && activity.status == ActivityStatus::InProgress
-            {
-                service.started_at = Some(activity.started_at);
-                (activity.status, activity.log) = match result {
-                    Ok(output) => (ActivityStatus::Finished, output),
-                    Err(error) => (ActivityStatus::Error, error.to_string()),
-                };
+            // The guard lives in this block only: the route lookups below await.
+            let routed: Vec<(String, String)> = {
+                let mut world = lock(&shared.world);
+                if let Some(service) = world.services.get_mut(service_uuid)
+                    && let Some(activity) = service.activity.as_mut()
+                    && activity.status == ActivityStatus::InProgress
+                {
+                    service.started_at = Some(activity.started_at);
+                    (activity.status, activity.log) = match result {
+                        Ok(output) => (ActivityStatus::Finished, output),
+                        Err(error) => (ActivityStatus::Error, error.to_string()),
+                    };
+                }
+                // Traefik routes a container as soon as Docker starts it (its Docker provider
+                // watches events), long before Coolify's status job runs: so does the front.
+                world
+                    .services
+                    .get(service_uuid)
+                    .map(|service| {
+                        service
+                            .containers
+                            .iter()
+                            .filter_map(|container| {
+                                Some((container.name.clone(), container.fqdn.clone()?))
+                            })
+                            .flat_map(|(name, list)| {
+                                list.split(',')
+                                    .map(|fqdn| (name.clone(), fqdn.trim().to_owned()))
+                                    .collect::<Vec<_>>()
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            for (name, fqdn) in routed {
+                let Some((host, port)) = host_and_port(&fqdn) else { continue };
+                if let Some(address) = docker.container_address(service_uuid, &name).await {
+                    lock(&shared.routes).insert(host, SocketAddr::new(address, port));
+                }
             }
         }
     }
