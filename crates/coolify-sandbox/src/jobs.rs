@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::RuntimeKind;
 use crate::handle::{Shared, lock};
-use crate::runtime::docker::{DeleteFlags, Deployment, DeploymentFile};
+use crate::runtime::docker::{DeleteFlags, Deployment, DeploymentFile, DockerRuntime};
 use crate::runtime::{Runtime, simulated};
 use crate::state::{
     ActivityRecord, ActivityStatus, BackupExecution, ServiceRecord, backup_fault, new_uuid, now_ms,
@@ -285,7 +285,7 @@ async fn start(shared: &Shared, service_uuid: &str) {
             };
             let result = docker.start(&deployment).await;
             // The guard lives in this block only: the route lookups below await.
-            let routed: Vec<(String, String)> = {
+            let routed: Vec<(String, String, String)> = {
                 let mut world = lock(&shared.world);
                 if let Some(service) = world.services.get_mut(service_uuid)
                     && let Some(activity) = service.activity.as_mut()
@@ -311,19 +311,18 @@ async fn start(shared: &Shared, service_uuid: &str) {
                             })
                             .flat_map(|(name, list)| {
                                 list.split(',')
-                                    .map(|fqdn| (name.clone(), fqdn.trim().to_owned()))
+                                    .map(|fqdn| {
+                                        let fqdn = fqdn.trim().to_owned();
+                                        (service_uuid.to_owned(), name.clone(), fqdn)
+                                    })
                                     .collect::<Vec<_>>()
                             })
                             .collect()
                     })
                     .unwrap_or_default()
             };
-            for (name, fqdn) in routed {
-                let Some((host, port)) = host_and_port(&fqdn) else { continue };
-                if let Some(address) = docker.container_address(service_uuid, &name).await {
-                    lock(&shared.routes).insert(host, SocketAddr::new(address, port));
-                }
-            }
+            let routes = resolve_routes(docker, routed).await;
+            lock(&shared.routes).extend(routes);
         }
     }
 }
@@ -480,14 +479,7 @@ pub(crate) async fn run_status_job(shared: &Shared) {
                     .push(ContainerStatus { status, restart_count: 0 });
             }
             let hosts = store_docker_statuses(shared, &found);
-            let mut routes = HashMap::new();
-            for (service_uuid, name, fqdn) in hosts {
-                let Some((host, port)) = host_and_port(&fqdn) else { continue };
-                if let Some(address) = docker.container_address(&service_uuid, &name).await {
-                    routes.insert(host, SocketAddr::new(address, port));
-                }
-            }
-            *lock(&shared.routes) = routes;
+            *lock(&shared.routes) = resolve_routes(docker, hosts).await;
         }
     }
     shared.dirty.store(true, Ordering::Release);
@@ -550,6 +542,22 @@ fn store_docker_statuses(
 }
 
 /// `https://host:port/path` -> (`host`, port); Coolify routes the FQDN's port to the container.
+/// The front's routes for `(service uuid, container, fqdn)` triples: each host to its
+/// container's address on the stack network and the port its URL names.
+async fn resolve_routes(
+    docker: &DockerRuntime,
+    hosts: Vec<(String, String, String)>,
+) -> HashMap<String, SocketAddr> {
+    let mut routes = HashMap::new();
+    for (service_uuid, name, fqdn) in hosts {
+        let Some((host, port)) = host_and_port(&fqdn) else { continue };
+        if let Some(address) = docker.container_address(&service_uuid, &name).await {
+            routes.insert(host, SocketAddr::new(address, port));
+        }
+    }
+    routes
+}
+
 fn host_and_port(fqdn: &str) -> Option<(String, u16)> {
     let rest = fqdn.split_once("://").map_or(fqdn, |(_, rest)| rest);
     let authority = rest.split('/').next()?;
