@@ -5,3 +5,5 @@ export CFA_CACHE_DIR="${CFA_CACHE_DIR:-$HOME/.cache/cfa}"
 export PATH="$CFA_CACHE_DIR/pocketbase-0.40.6/bin:$PATH"
 # The Docker engine scripts/install-docker starts (a short socket path: unix sockets max 108 bytes).
 export DOCKER_HOST="${DOCKER_HOST:-unix:///run/cfa-docker/docker.sock}"
+# moto[server] (scripts/install-deps): the S3 API the backup-store tests run against.
+export PATH="$CFA_CACHE_DIR/moto-5.2.5/bin:$PATH"
