@@ -247,11 +247,27 @@ fn seed_world(config: &SandboxConfig) -> World {
         destinations: Vec::new(),
         projects: IndexMap::new(),
         services: IndexMap::new(),
-        s3_storage_uuid: new_uuid(),
+        s3_storages: Vec::new(),
         backup_executions: Vec::new(),
         faults: Vec::new(),
     };
     let now = now_ms();
+    // A usable storage without an endpoint: schedules may name it; uploads to it fail (a
+    // warning on the run). Tests add real ones with `SandboxHandle::add_s3_storage`.
+    let id = world.next_id();
+    world.s3_storages.push(crate::s3::S3StorageRecord {
+        id,
+        uuid: new_uuid(),
+        name: "sandbox-default".to_owned(),
+        description: Some("no endpoint: uploads fail".to_owned()),
+        endpoint: String::new(),
+        bucket: "sandbox".to_owned(),
+        region: "us-east-1".to_owned(),
+        key: String::new(),
+        secret: String::new(),
+        is_usable: true,
+        created_at: now,
+    });
     for server in &config.servers {
         let id = world.next_id();
         let uuid = new_uuid();
@@ -367,9 +383,40 @@ impl SandboxHandle {
             .collect()
     }
 
-    /// The team's one usable S3 storage, for backup schedules with `save_s3`.
+    /// The seed's usable S3 storage (no endpoint: uploads to it fail), for schedules with
+    /// `save_s3`.
     pub fn s3_storage_uuid(&self) -> String {
-        lock(&self.shared.world).s3_storage_uuid.clone()
+        lock(&self.shared.world)
+            .s3_storages
+            .first()
+            .map(|storage| storage.uuid.clone())
+            .unwrap_or_default()
+    }
+
+    /// Registers a usable S3 storage, as an operator does in Coolify's UI or with
+    /// `POST /s3-storages`; returns its uuid.
+    pub fn add_s3_storage(
+        &self,
+        name: &str,
+        settings: &cfa_backup_store::BackupStoreSettings,
+    ) -> String {
+        let mut world = lock(&self.shared.world);
+        let id = world.next_id();
+        let uuid = new_uuid();
+        world.s3_storages.push(crate::s3::S3StorageRecord {
+            id,
+            uuid: uuid.clone(),
+            name: name.to_owned(),
+            description: None,
+            endpoint: settings.endpoint.clone(),
+            bucket: settings.bucket.clone(),
+            region: settings.region.clone(),
+            key: settings.access_key_id.clone(),
+            secret: settings.secret_access_key.clone(),
+            is_usable: true,
+            created_at: now_ms(),
+        });
+        uuid
     }
 
     pub fn backup_executions(&self) -> Vec<BackupExecution> {

@@ -36,6 +36,9 @@ use crate::config::RuntimeKind;
 use crate::handle::{Shared, lock};
 use crate::runtime::docker::{DeleteFlags, Deployment, DeploymentFile, DockerRuntime};
 use crate::runtime::{Runtime, simulated};
+use cfa_backup_store::layout::coolify_volume_archive_key;
+
+use crate::s3::{TEAM_ID, TEAM_NAME};
 use crate::state::{
     ActivityRecord, ActivityStatus, BackupExecution, ServiceRecord, backup_fault, new_uuid, now_ms,
 };
@@ -358,40 +361,72 @@ async fn delete(shared: &Shared, service_uuid: &str, flags: DeleteFlags) {
         // Failures are logged and the local deletion goes on.
         let _ = docker.delete(service_uuid, flags).await;
     }
-    let mut world = lock(&shared.world);
-    // deleteScheduledVolumeBackups -> DeleteScheduledVolumeBackup: archives, then schedules.
-    let archives: Vec<String> = world
-        .backup_executions
-        .iter()
-        .filter(|execution| execution.service_uuid == service_uuid)
-        .filter_map(|execution| execution.archive.clone())
-        .collect();
-    if shared.runtime.docker().is_some() {
-        for archive in &archives {
-            let _ = std::fs::remove_file(archive);
+    let uploaded = {
+        let mut world = lock(&shared.world);
+        // deleteScheduledVolumeBackups -> DeleteScheduledVolumeBackup: archives, then schedules.
+        let archives: Vec<String> = world
+            .backup_executions
+            .iter()
+            .filter(|execution| execution.service_uuid == service_uuid)
+            .filter_map(|execution| execution.archive.clone())
+            .collect();
+        if shared.runtime.docker().is_some() {
+            for archive in &archives {
+                let _ = std::fs::remove_file(archive);
+            }
         }
-    }
-    world.backup_executions.retain(|execution| execution.service_uuid != service_uuid);
-    let now = now_ms();
-    let delay = match shared.config.runtime {
-        RuntimeKind::Simulated => {
-            u64::try_from(shared.config.delete_delay.as_millis()).unwrap_or(0)
+        let uploaded =
+            uploaded_archives(&world, |execution| execution.service_uuid == service_uuid);
+        world.backup_executions.retain(|execution| execution.service_uuid != service_uuid);
+        let now = now_ms();
+        let delay = match shared.config.runtime {
+            RuntimeKind::Simulated => {
+                u64::try_from(shared.config.delete_delay.as_millis()).unwrap_or(0)
+            }
+            RuntimeKind::Docker => 0,
+        };
+        if let Some(service) = world.services.get_mut(service_uuid) {
+            for storage in &mut service.storages {
+                storage.backup = None;
+            }
+            service.deleted_at = Some(now + delay);
         }
-        RuntimeKind::Docker => 0,
+        world.purge_deleted(now);
+        uploaded
     };
-    if let Some(service) = world.services.get_mut(service_uuid) {
-        for storage in &mut service.storages {
-            storage.backup = None;
-        }
-        service.deleted_at = Some(now + delay);
+    for (storage, keys) in uploaded {
+        storage.delete(&keys).await;
     }
-    world.purge_deleted(now);
 }
 
-/// `VolumeBackupJob::handle`.
+/// `deleteBackupsS3`'s input: each S3 storage with the keys its executions uploaded.
+pub(crate) fn uploaded_archives(
+    world: &crate::state::World,
+    selected: impl Fn(&BackupExecution) -> bool,
+) -> Vec<(crate::s3::S3StorageRecord, Vec<String>)> {
+    let mut grouped: Vec<(crate::s3::S3StorageRecord, Vec<String>)> = Vec::new();
+    for execution in world.backup_executions.iter().filter(|execution| selected(execution)) {
+        let (Some(storage_uuid), Some(key)) = (&execution.s3_storage_uuid, &execution.s3_key)
+        else {
+            continue;
+        };
+        let Some(storage) = world.s3_storages.iter().find(|storage| &storage.uuid == storage_uuid)
+        else {
+            continue;
+        };
+        match grouped.iter_mut().find(|(known, _)| known.uuid == storage.uuid) {
+            Some((_, keys)) => keys.push(key.clone()),
+            None => grouped.push((storage.clone(), vec![key.clone()])),
+        }
+    }
+    grouped
+}
+
+/// `VolumeBackupJob::handle`: the archive under Coolify's backup directory, then, with
+/// `save_s3`, `uploadToS3` (a failed upload is a warning on a successful run).
 async fn backup(shared: &Shared, service_uuid: &str, storage_uuid: &str) {
     let now = now_ms();
-    let (backup_uuid, volume_name, size_from_envs) = {
+    let (backup_uuid, volume_name, target_name, size_from_envs, s3) = {
         let world = lock(&shared.world);
         let Some(service) = world.services.get(service_uuid) else { return };
         let Some(storage) = service.storages.iter().find(|storage| storage.uuid == storage_uuid)
@@ -399,13 +434,20 @@ async fn backup(shared: &Shared, service_uuid: &str, storage_uuid: &str) {
             return;
         };
         let Some(backup) = &storage.backup else { return };
+        let s3 = backup.s3_storage_uuid.as_ref().filter(|_| backup.save_s3).and_then(|uuid| {
+            world.s3_storages.iter().find(|candidate| &candidate.uuid == uuid).cloned()
+        });
         (
             backup.uuid.clone(),
             storage.volume_name.clone(),
+            // ScheduledVolumeBackup::targetName: the volume's name, or a directory's fs_path.
+            storage.volume_name.clone().or_else(|| storage.fs_path.clone()).unwrap_or_default(),
             4096 + 1024 * u64::try_from(service.envs.len()).unwrap_or(0),
+            s3,
         )
     };
-    let archive_name = format!("{storage_uuid}-{now}.tar.gz");
+    let key =
+        coolify_volume_archive_key(TEAM_NAME, TEAM_ID, storage_uuid, &target_name, now / 1000);
     let mut execution = BackupExecution {
         uuid: new_uuid(),
         backup_uuid,
@@ -416,22 +458,31 @@ async fn backup(shared: &Shared, service_uuid: &str, storage_uuid: &str) {
         outcome: "success".to_owned(),
         size_bytes: 0,
         archive: None,
+        s3_key: None,
+        s3_storage_uuid: None,
+        s3_warning: None,
     };
+    let mut upload: Option<bytes::Bytes> = None;
+    let mut upload_delay = std::time::Duration::ZERO;
     match &shared.runtime {
         Runtime::Simulated => {
             let (fails, empty) = backup_fault(&lock(&shared.world).faults, service_uuid);
-            let duration = u64::try_from(shared.config.backup_duration.as_millis()).unwrap_or(0);
+            upload_delay = shared.config.backup_duration;
+            let duration = u64::try_from(upload_delay.as_millis()).unwrap_or(0);
             execution.finished_at_ms = now + duration;
             if fails {
                 execution.outcome = "failed".to_owned();
             } else {
                 execution.size_bytes = if empty { 0 } else { size_from_envs };
-                execution.archive =
-                    Some(format!("/data/coolify/backups/volumes/{service_uuid}/{archive_name}"));
+                execution.archive = Some(format!("/{key}"));
+                if !empty {
+                    upload = simulated_archive(size_from_envs);
+                }
             }
         }
         Runtime::Docker(docker) => {
-            let archive = shared.config.docker_backup_dir.join(service_uuid).join(&archive_name);
+            let relative = key.strip_prefix("data/coolify/backups/").unwrap_or(&key);
+            let archive = shared.config.docker_backup_dir.join(relative);
             let result = match &volume_name {
                 Some(volume) => {
                     docker.backup_volume(volume, &archive).await.map_err(|error| error.to_string())
@@ -442,13 +493,47 @@ async fn backup(shared: &Shared, service_uuid: &str, storage_uuid: &str) {
             match result {
                 Ok(size) => {
                     execution.size_bytes = size;
+                    if s3.is_some() {
+                        upload = tokio::fs::read(&archive).await.ok().map(bytes::Bytes::from);
+                    }
                     execution.archive = Some(archive.display().to_string());
                 }
                 Err(_) => execution.outcome = "failed".to_owned(),
             }
         }
     }
+    let execution_uuid = execution.uuid.clone();
     lock(&shared.world).backup_executions.push(execution);
+    let (Some(s3), Some(content)) = (s3, upload) else { return };
+    // The upload is the run's last step: a simulated run's archive reaches S3 when it ends.
+    tokio::time::sleep(upload_delay).await;
+    let uploaded = s3.upload(&key, content).await;
+    let mut world = lock(&shared.world);
+    if let Some(execution) =
+        world.backup_executions.iter_mut().find(|execution| execution.uuid == execution_uuid)
+    {
+        execution.s3_storage_uuid = Some(s3.uuid.clone());
+        match uploaded {
+            Ok(()) => execution.s3_key = Some(key),
+            Err(error) => execution.s3_warning = Some(format!("S3 upload failed: {error}")),
+        }
+    }
+}
+
+/// What the simulated runtime uploads for a volume it does not have: a tar of `size` bytes
+/// with one entry saying so, so that a restore test reads a real archive.
+fn simulated_archive(size: u64) -> Option<bytes::Bytes> {
+    let note = b"the sandbox's simulated runtime has no real volume contents\n";
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(note.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append_data(&mut header, "./SIMULATED", &note[..]).ok()?;
+    let mut archive = builder.into_inner().ok()?;
+    let padded = usize::try_from(size).unwrap_or(0).max(archive.len());
+    archive.resize(padded, 0);
+    Some(bytes::Bytes::from(archive))
 }
 
 /// `GetContainersStatus` over every service: one pass, never per request.

@@ -19,6 +19,7 @@ pub mod front;
 mod handle;
 mod jobs;
 pub mod runtime;
+mod s3;
 mod state;
 pub mod status;
 

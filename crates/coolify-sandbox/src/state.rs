@@ -184,6 +184,14 @@ pub struct BackupExecution {
     /// `DeleteScheduledVolumeBackup` removes it.
     #[serde(default)]
     pub archive: Option<String>,
+    /// The S3 key `uploadToS3` wrote (`s3_uploaded`), until `DeleteScheduledVolumeBackup`.
+    #[serde(default)]
+    pub s3_key: Option<String>,
+    #[serde(default)]
+    pub s3_storage_uuid: Option<String>,
+    /// `S3 upload failed: ...`: the run stays a success with this warning, as in Coolify.
+    #[serde(default)]
+    pub s3_warning: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -253,7 +261,9 @@ pub(crate) struct World {
     pub destinations: Vec<DestinationRecord>,
     pub projects: IndexMap<String, ProjectRecord>,
     pub services: IndexMap<String, ServiceRecord>,
-    pub s3_storage_uuid: String,
+    /// The team's S3 storages (`GET /s3-storages`); the first, with no endpoint, is the seed's.
+    #[serde(default)]
+    pub s3_storages: Vec<crate::s3::S3StorageRecord>,
     pub backup_executions: Vec<BackupExecution>,
     #[serde(skip)]
     pub faults: Vec<Fault>,

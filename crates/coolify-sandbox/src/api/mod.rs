@@ -18,6 +18,7 @@ mod envs;
 mod helpers;
 mod lifecycle;
 mod projects;
+mod s3_storages;
 mod servers;
 mod services;
 mod storages;
@@ -67,6 +68,8 @@ pub(crate) fn router(shared: AppState) -> Router {
         .route("/api/v1/services/{uuid}/envs", get(envs::list_envs))
         .route("/api/v1/services/{uuid}/envs/bulk", axum::routing::patch(envs::bulk_envs))
         .route("/api/v1/services/{uuid}/storages", get(storages::list_storages))
+        .route("/api/v1/s3-storages", get(s3_storages::list).post(s3_storages::create))
+        .route("/api/v1/s3-storages/{uuid}", get(s3_storages::show).delete(s3_storages::delete))
         .route(
             "/api/v1/services/{uuid}/storages/{storage_uuid}/backups",
             put(storages::upsert_backup).delete(storages::delete_backup),

@@ -234,7 +234,11 @@ pub(super) async fn upsert_backup(
             json!(["Local backups can only be disabled when S3 backups are enabled."]),
         );
     }
-    if save_s3 && s3_uuid.as_deref() != Some(world.s3_storage_uuid.as_str()) {
+    // validateUpsertRequest: the team's storage with `is_usable`.
+    let usable = world.s3_storages.iter().any(|candidate| {
+        candidate.is_usable && Some(candidate.uuid.as_str()) == s3_uuid.as_deref()
+    });
+    if save_s3 && !usable {
         errors.insert(
             "s3_storage_uuid".into(),
             json!(["Select a usable S3 storage owned by your team."]),
@@ -295,27 +299,39 @@ pub(super) async fn delete_backup(
     Path((uuid, storage_uuid)): Path<(String, String)>,
 ) -> ApiResult {
     caller.require(Ability::Write)?;
-    let mut world = lock(&shared.world);
-    let now = now_ms();
-    let running = world
-        .backup_executions
-        .iter()
-        .any(|execution| execution.storage_uuid == storage_uuid && execution.finished_at_ms > now);
-    let Some(service) = world.services.get_mut(&uuid) else {
-        return Err(message(StatusCode::NOT_FOUND, "Resource not found."));
+    let uploaded = {
+        let mut world = lock(&shared.world);
+        let now = now_ms();
+        let running = world.backup_executions.iter().any(|execution| {
+            execution.storage_uuid == storage_uuid && execution.finished_at_ms > now
+        });
+        let Some(service) = world.services.get_mut(&uuid) else {
+            return Err(message(StatusCode::NOT_FOUND, "Resource not found."));
+        };
+        let Some(storage) =
+            service.storages.iter_mut().find(|storage| storage.uuid == storage_uuid)
+        else {
+            return Err(message(StatusCode::NOT_FOUND, "Storage not found."));
+        };
+        if storage.backup.is_none() {
+            return Err(message(StatusCode::NOT_FOUND, "Storage backup schedule not found."));
+        }
+        if running {
+            return Err(message(
+                StatusCode::CONFLICT,
+                "A backup is still running for this storage.",
+            ));
+        }
+        storage.backup = None;
+        let uploaded = crate::jobs::uploaded_archives(&world, |execution| {
+            execution.storage_uuid == storage_uuid
+        });
+        world.backup_executions.retain(|execution| execution.storage_uuid != storage_uuid);
+        uploaded
     };
-    let Some(storage) = service.storages.iter_mut().find(|storage| storage.uuid == storage_uuid)
-    else {
-        return Err(message(StatusCode::NOT_FOUND, "Storage not found."));
-    };
-    if storage.backup.is_none() {
-        return Err(message(StatusCode::NOT_FOUND, "Storage backup schedule not found."));
+    for (s3, keys) in uploaded {
+        s3.delete(&keys).await;
     }
-    if running {
-        return Err(message(StatusCode::CONFLICT, "A backup is still running for this storage."));
-    }
-    storage.backup = None;
-    world.backup_executions.retain(|execution| execution.storage_uuid != storage_uuid);
     Ok(message(StatusCode::OK, "Storage backup schedule and archives deleted."))
 }
 

@@ -196,3 +196,61 @@ async fn a_token_outside_its_team_is_an_invalid_token() {
     let (code, body) = call(&sandbox, reqwest::Method::GET, "/projects", None).await;
     assert_eq!((code, body["message"].clone()), (400, json!("Invalid token.")));
 }
+
+/// `VolumeBackupJob::uploadToS3` to a real S3 API (moto) under Coolify's key layout, and the
+/// delete job's `DeleteScheduledVolumeBackup`, which removes the uploaded archive too.
+#[tokio::test]
+async fn backups_upload_to_the_s3_storage_and_the_delete_removes_them() {
+    let moto = cfa_backup_store::testing::MotoServer::start("coolify-backups").await.unwrap();
+    let store = moto.store().unwrap();
+    let sandbox = Sandbox::start(SandboxConfig {
+        backup_duration: Duration::ZERO,
+        delete_delay: Duration::ZERO,
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    // Registered through the API, as an operator would; unusable until said otherwise.
+    let mut storage_body = json!({
+        "name": "platform", "endpoint": moto.settings().endpoint, "bucket": "coolify-backups",
+        "region": "us-east-1", "key": "cfa-test", "secret": "cfa-test-secret",
+    });
+    let (code, created) =
+        call(&sandbox, reqwest::Method::POST, "/s3-storages", Some(storage_body.clone())).await;
+    assert_eq!(code, 201, "{created}");
+    let unusable = created["uuid"].as_str().unwrap().to_owned();
+    storage_body["is_usable"] = json!(true);
+    let (_, created) =
+        call(&sandbox, reqwest::Method::POST, "/s3-storages", Some(storage_body)).await;
+    let s3 = created["uuid"].as_str().unwrap().to_owned();
+    let (code, shown) =
+        call(&sandbox, reqwest::Method::GET, &format!("/s3-storages/{s3}"), None).await;
+    assert_eq!((code, shown["bucket"].clone()), (200, json!("coolify-backups")));
+
+    let uuid = service(&sandbox, "services:\n  db:\n    image: postgres:16\n    volumes:\n      - data:/var/lib/postgresql/data\n").await;
+    let (_, storages) =
+        call(&sandbox, reqwest::Method::GET, &format!("/services/{uuid}/storages"), None).await;
+    let storage = storages["persistent_storages"][0]["uuid"].as_str().unwrap().to_owned();
+    let path = format!("/services/{uuid}/storages/{storage}/backups");
+    let schedule = |s3_uuid: &str| json!({ "frequency": "daily", "save_s3": true, "s3_storage_uuid": s3_uuid });
+    let (code, body) = call(&sandbox, reqwest::Method::PUT, &path, Some(schedule(&unusable))).await;
+    assert_eq!(code, 422, "an unusable storage is refused: {body}");
+    let (code, _) = call(&sandbox, reqwest::Method::PUT, &path, Some(schedule(&s3))).await;
+    assert_eq!(code, 201);
+    call(&sandbox, reqwest::Method::POST, &format!("{path}/run"), None).await;
+    sandbox.wait_for_jobs().await;
+
+    let executions = sandbox.backup_executions();
+    let key = executions[0].s3_key.clone().expect("uploaded");
+    assert!(
+        key.starts_with(&format!("data/coolify/backups/volumes/root-team-0/{storage}/volume-")),
+        "{key}"
+    );
+    assert!(store.head(&key).await.unwrap().size_bytes > 0);
+
+    let (code, _) =
+        call(&sandbox, reqwest::Method::DELETE, &format!("/services/{uuid}"), None).await;
+    assert_eq!(code, 200);
+    sandbox.wait_for_jobs().await;
+    assert!(store.head(&key).await.unwrap_err().is_not_found(), "Coolify's delete removes it");
+}
