@@ -104,9 +104,8 @@ pub(super) async fn create(
     let secret = required("secret", &mut errors);
     let description = optional_string(&body, "description", &mut errors);
     let is_usable = optional_bool(&body, "is_usable", &mut errors).unwrap_or(false);
-    if !endpoint.is_empty()
-        && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-    {
+    let is_url = endpoint.starts_with("http://") || endpoint.starts_with("https://");
+    if !endpoint.is_empty() && !is_url {
         errors.insert("endpoint".into(), json!(["The endpoint must be a valid URL."]));
     }
     // ValidS3BucketName: 3-63 of lower-case letters, digits, dots and hyphens.
