@@ -25,6 +25,10 @@ pub(crate) const ENVIRONMENT_VARIABLES: &[(&str, &str)] = &[
     ("CFA_PLANS_FILE", "a plans file laid over the built-in plan table"),
     ("CFA_TEMPLATES_DIR", "the template catalogue folder"),
     ("CFA_ACTOR", "who the audit log names (default cli:$USER)"),
+    (
+        "CFA_BACKUPS_SECRET_ACCESS_KEY",
+        "the secret of [backups] access_key_id (the backup bucket's)",
+    ),
     ("CFA_LOG", "a tracing filter for stderr logs (default warn)"),
     ("CFA_LOG_FORMAT", "text or json log lines"),
 ];
@@ -41,9 +45,30 @@ pub(crate) struct ConfigFile {
     pub(crate) platform: PlatformSection,
     #[serde(default)]
     pub(crate) engine: EngineSection,
+    /// The platform's backup bucket; without it, stacks with backups are not deleted.
+    pub(crate) backups: Option<BackupsSection>,
     /// Capacity of each Coolify server stacks may be placed on.
     #[serde(default)]
     pub(crate) servers: Vec<ServerSection>,
+}
+
+/// The S3 bucket Coolify's volume backups upload to, as cfa reaches it itself.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BackupsSection {
+    /// The uuid of that bucket's S3 storage in Coolify (Storages > S3, or `GET /s3-storages`).
+    pub(crate) coolify_s3_storage: String,
+    pub(crate) endpoint: String,
+    pub(crate) bucket: String,
+    pub(crate) region: String,
+    pub(crate) access_key_id: String,
+    /// Better in CFA_BACKUPS_SECRET_ACCESS_KEY.
+    pub(crate) secret_access_key: Option<String>,
+    /// Where final backups are kept in the bucket (default `cfa-final-backups`).
+    pub(crate) final_prefix: Option<String>,
+    /// How long a final backup may take to reach the bucket, e.g. "30m" (default).
+    #[serde(default, with = "optional_duration")]
+    pub(crate) final_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -227,6 +252,34 @@ impl Config {
         env("CFA_ACTOR").unwrap_or_else(|| {
             format!("cli:{}", env("USER").unwrap_or_else(|| "operator".to_owned()))
         })
+    }
+
+    /// The backup bucket, when `[backups]` is configured.
+    pub(crate) fn final_backups(&self) -> anyhow::Result<Option<cfa_engine::FinalBackupSettings>> {
+        let Some(section) = &self.file.backups else { return Ok(None) };
+        let secret = self.required(
+            "CFA_BACKUPS_SECRET_ACCESS_KEY",
+            section.secret_access_key.as_ref(),
+            "the backup bucket's secret access key",
+        )?;
+        let settings = cfa_backup_store::BackupStoreSettings {
+            endpoint: section.endpoint.clone(),
+            bucket: section.bucket.clone(),
+            region: section.region.clone(),
+            access_key_id: section.access_key_id.clone(),
+            secret_access_key: secret,
+        };
+        let store = cfa_backup_store::BackupStore::connect(&settings)
+            .map_err(|error| crate::exit::usage(anyhow::Error::new(error)))?;
+        Ok(Some(cfa_engine::FinalBackupSettings {
+            store,
+            coolify_s3_storage_uuid: section.coolify_s3_storage.clone(),
+            prefix: section
+                .final_prefix
+                .clone()
+                .unwrap_or_else(|| cfa_backup_store::layout::DEFAULT_FINAL_PREFIX.to_owned()),
+            timeout: section.final_timeout.unwrap_or(Duration::from_secs(30 * 60)),
+        }))
     }
 
     /// Servers by uuid, as the engine wants them.

@@ -16,8 +16,8 @@ use crate::types::{
     Acknowledgement, BackupRunQueued, BackupSchedule, BackupScheduleRequest, CreateProjectRequest,
     CreateServiceRequest, DeleteServiceOptions, Destination, DockerCleanup, Environment,
     EnvironmentDetails, EnvironmentRef, EnvironmentVariable, EnvironmentVariableUpsert, Project,
-    Server, ServerResource, Service, ServiceDomains, ServiceStorages, ServiceSummary, ServiceUrl,
-    Team, UpdateServiceRequest,
+    S3Storage, Server, ServerResource, Service, ServiceDomains, ServiceStorages, ServiceSummary,
+    ServiceUrl, Team, UpdateServiceRequest,
 };
 use crate::version::{Feature, parse_coolify_version};
 use crate::{CoolifyConfig, CoolifyError, CoolifyErrorKind, RateBudget};
@@ -731,6 +731,12 @@ impl CoolifyClient {
             segment(storage_uuid)
         );
         self.send(Call::new("run_service_storage_backup", Method::POST, path)).await?.json()
+    }
+
+    /// One of the team's S3 storages (4.3; its key and secret are not read).
+    pub async fn get_s3_storage_by_uuid(&self, uuid: &str) -> Result<S3Storage, CoolifyError> {
+        self.require(Feature::StorageBackups).await?;
+        self.get("get_s3_storage_by_uuid", format!("/v1/s3-storages/{}", segment(uuid))).await
     }
 }
 

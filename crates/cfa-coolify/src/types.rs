@@ -395,6 +395,18 @@ pub struct BackupSchedule {
     pub created: bool,
 }
 
+/// One of the team's S3 storages (`GET /s3-storages/{uuid}`, 4.3).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct S3Storage {
+    pub uuid: String,
+    pub name: String,
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    /// Coolify schedules only upload to a storage it validated.
+    pub is_usable: bool,
+}
+
 /// `POST .../backups/run`: the run was queued for the schedule `uuid`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct BackupRunQueued {

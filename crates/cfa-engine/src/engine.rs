@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Instant;
 
 use cfa_coolify::types::{
-    BackupScheduleRequest, CreateProjectRequest, CreateServiceRequest, DeleteServiceOptions,
-    EnvironmentRef, EnvironmentVariableUpsert, ServiceUrl, UpdateServiceRequest,
+    CreateProjectRequest, CreateServiceRequest, EnvironmentRef, EnvironmentVariableUpsert,
+    ServiceUrl, UpdateServiceRequest,
 };
 use cfa_coolify::{CoolifyClient, CoolifyError, CoolifyErrorKind, SecretValue};
 use cfa_core::admission::{AdmissionRequest, ImageFootprint, TenantStanding, admit};
@@ -44,9 +44,11 @@ use crate::settings::EngineSettings;
 use crate::steps::{ProvisionObservation, Step, plan_provision};
 
 mod claims;
+mod delete;
 mod read_only;
 mod wait;
 use claims::Created;
+pub use delete::DeleteOptions;
 pub use read_only::{DryRunAdmission, OperationDryRun, ProvisionDryRun, StackHealth};
 
 /// The Coolify environment every stack lives in (Coolify creates it with the project).
@@ -795,7 +797,7 @@ impl Engine {
                     .await
                     .map_err(|error| subject.coolify(step, error))?;
                 for storage in &storages.persistent {
-                    let request = BackupScheduleRequest::daily(retention_days);
+                    let request = self.backup_schedule(retention_days);
                     match coolify
                         .set_service_storage_backup_schedule(service_uuid, &storage.uuid, &request)
                         .await
@@ -1559,131 +1561,6 @@ impl Engine {
             }
         }
         parameters
-    }
-
-    // ------------------------------------------------------------------ delete
-
-    /// Deletes a stack: after the grace period (unless `force`), a final backup for stateful
-    /// stacks on paid plans, delete the service and wait until it is gone, delete the project
-    /// when empty, then the record.
-    pub async fn delete(&self, tenant: &str, stack: &str, force: bool) -> Result<(), EngineError> {
-        let subject = Subject { tenant: tenant.to_owned(), stack: stack.to_owned() };
-        let (slug, _) = self.parse_names(&subject)?;
-        let (tenant_record, _, lock) = self.existing(&subject).await?;
-        if !force && !self.inner.settings.delete_grace.is_zero() {
-            tracing::warn!(tenant = %subject.tenant, stack = %subject.stack, grace = ?self.inner.settings.delete_grace, "deleting after the grace period; interrupt to cancel");
-            tokio::time::sleep(self.inner.settings.delete_grace).await;
-        }
-        let _guard = lock.lock().await;
-        let record = self.reread(&subject, &tenant_record.id, Step::DeleteService).await?;
-        let coolify = &self.inner.coolify;
-        let result = async {
-            // The service: by the recorded uuid, else by name and marker (a crash before the
-            // record got it).
-            let mut progress = Progress { record: Some(record.clone()), ..Progress::default() };
-            let stack_name = StackName::parse(&subject.stack).map_err(|error| subject.invalid_input(error.to_string()))?;
-            self.observe(&subject, &slug, &stack_name, &mut progress).await?;
-            if let Some(service_uuid) = &progress.service_uuid {
-                let plan = self.inner.settings.plans.plan(tenant_record.plan_tier);
-                if matches!(plan.backups, BackupPolicy::Daily { .. }) {
-                    self.final_backup(&subject, service_uuid).await?;
-                    self.failpoint(&subject, Step::FinalBackup)?;
-                }
-                match coolify.delete_service_by_uuid(service_uuid, DeleteServiceOptions::default()).await {
-                    Ok(_) => {}
-                    Err(error) if error.is_not_found() => {}
-                    Err(error) => return Err(subject.coolify(Step::DeleteService, error)),
-                }
-                self.failpoint(&subject, Step::DeleteService)?;
-                self.wait_status(&subject, Step::WaitDeleted, service_uuid, |status| status.is_none()).await?;
-                self.failpoint(&subject, Step::WaitDeleted)?;
-            }
-            if let Some(project_uuid) = &progress.project_uuid {
-                let _tenant_guard = Self::lock_for(&self.inner.tenant_locks, slug.as_str());
-                let tenant_lock = _tenant_guard.lock().await;
-                let empty = match coolify.get_environment_by_name_or_uuid(project_uuid, ENVIRONMENT).await {
-                    Ok(environment) => environment.services.is_empty(),
-                    Err(error) if error.is_not_found() => true,
-                    Err(error) => return Err(subject.coolify(Step::DeleteProject, error)),
-                };
-                if empty {
-                    match coolify.delete_project_by_uuid(project_uuid).await {
-                        Ok(_) => tracing::info!(tenant = %subject.tenant, project_uuid = %project_uuid, "deleted the tenant's empty project"),
-                        Err(error) if error.is_not_found() => {}
-                        // Another resource arrived meanwhile (400): the project stays.
-                        Err(error) if matches!(error.kind, CoolifyErrorKind::BadRequest { .. }) => {}
-                        Err(error) => return Err(subject.coolify(Step::DeleteProject, error)),
-                    }
-                }
-                drop(tenant_lock);
-                self.failpoint(&subject, Step::DeleteProject)?;
-            }
-            self.inner
-                .pocketbase
-                .stack_delete(&record.id)
-                .await
-                .map_err(|error| subject.pocketbase(Step::DeleteRecord, error))?;
-            Ok(())
-        }
-        .await;
-        match result {
-            Ok(()) => {
-                self.audit(
-                    &subject,
-                    "stack.delete",
-                    redact_record(&record),
-                    Value::Null,
-                    AuditOutcome::Ok,
-                    None,
-                )
-                .await;
-                Ok(())
-            }
-            Err(error) => {
-                if !matches!(error, EngineError::Injected { .. }) {
-                    self.audit(
-                        &subject,
-                        "stack.delete",
-                        redact_record(&record),
-                        Value::Null,
-                        AuditOutcome::Failed,
-                        Some(error.to_string()),
-                    )
-                    .await;
-                }
-                Err(error)
-            }
-        }
-    }
-
-    /// Queues one backup of each persistent volume that has a schedule.
-    async fn final_backup(&self, subject: &Subject, service_uuid: &str) -> Result<(), EngineError> {
-        let coolify = &self.inner.coolify;
-        let storages = match coolify.list_storages_by_service_uuid(service_uuid).await {
-            Ok(storages) => storages,
-            Err(error) if error.is_not_found() => return Ok(()),
-            Err(error) => return Err(subject.coolify(Step::FinalBackup, error)),
-        };
-        for storage in &storages.persistent {
-            match coolify.run_service_storage_backup(service_uuid, &storage.uuid).await {
-                Ok(queued) => {
-                    tracing::info!(tenant = %subject.tenant, stack = %subject.stack, storage = %storage.name, message = %queued.message, "final backup queued")
-                }
-                Err(error)
-                    if error.is_not_found()
-                        || matches!(
-                            error.kind,
-                            CoolifyErrorKind::VersionTooOld { .. }
-                                | CoolifyErrorKind::BadRequest { .. }
-                                | CoolifyErrorKind::Validation { .. }
-                        ) =>
-                {
-                    tracing::warn!(tenant = %subject.tenant, stack = %subject.stack, storage = %storage.name, error = %first_line_of(&error), "no final backup for this volume");
-                }
-                Err(error) => return Err(subject.coolify(Step::FinalBackup, error)),
-            }
-        }
-        Ok(())
     }
 
     // ------------------------------------------------------------------ status

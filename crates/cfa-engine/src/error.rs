@@ -108,6 +108,14 @@ pub enum EngineError {
         humanize(*waited)
     )]
     Timeout { tenant: String, stack: String, step: Step, waited: Duration },
+    #[error(
+        "stack `{tenant}/{stack}` keeps data in volumes and its plan has backups, but no backup store is configured: Coolify's delete (4.3.10 and later) removes every archive of the service, so a final backup would be lost with it; nothing was deleted\nhint: configure [backups] in cfa.toml (README, \"Backups\"), or pass --without-final-backup to delete the data for good"
+    )]
+    NoFinalBackupStore { tenant: String, stack: String },
+    #[error(
+        "the final backup of volume `{storage}` of `{tenant}/{stack}` failed: {detail}; nothing was deleted\nhint: {hint}; then rerun `cfa delete {tenant}/{stack}`"
+    )]
+    FinalBackup { tenant: String, stack: String, storage: String, detail: String, hint: String },
     /// A test's failpoint stopped the engine after `step`, as a crash would.
     #[error("failpoint: stopped after `{step}` for `{tenant}/{stack}`")]
     Injected { tenant: String, stack: String, step: Step },
@@ -124,13 +132,16 @@ impl EngineError {
             | EngineError::UnknownTemplate { .. }
             | EngineError::UnknownStack { .. }
             | EngineError::InvalidInput { .. } => ErrorClass::Usage,
-            EngineError::Refused { .. } | EngineError::InvalidState { .. } => ErrorClass::Refused,
+            EngineError::Refused { .. }
+            | EngineError::InvalidState { .. }
+            | EngineError::NoFinalBackupStore { .. } => ErrorClass::Refused,
             EngineError::Template { .. }
             | EngineError::Coolify { .. }
             | EngineError::PocketBase { .. }
             | EngineError::NotReady { .. }
             | EngineError::DeployFailed { .. }
             | EngineError::Timeout { .. }
+            | EngineError::FinalBackup { .. }
             | EngineError::Injected { .. } => ErrorClass::Failure,
         }
     }
@@ -186,6 +197,21 @@ impl Subject {
             tenant: self.tenant.clone(),
             stack: self.stack.clone(),
             message: message.into(),
+        }
+    }
+
+    pub(crate) fn final_backup(
+        &self,
+        storage: &str,
+        detail: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> EngineError {
+        EngineError::FinalBackup {
+            tenant: self.tenant.clone(),
+            stack: self.stack.clone(),
+            storage: storage.to_owned(),
+            detail: detail.into(),
+            hint: hint.into(),
         }
     }
 

@@ -17,9 +17,11 @@ mod settings;
 pub mod steps;
 
 pub use engine::{
-    DryRunAdmission, Engine, OperationDryRun, ProvisionDryRun, ProvisionRequest, StackHealth,
-    StackOutcome,
+    DeleteOptions, DryRunAdmission, Engine, OperationDryRun, ProvisionDryRun, ProvisionRequest,
+    StackHealth, StackOutcome,
 };
 pub use error::{EngineError, ErrorClass, Refusal};
-pub use settings::{EngineSettings, Failpoint, Injected, ProbeSettings, ServerSettings};
+pub use settings::{
+    EngineSettings, Failpoint, FinalBackupSettings, Injected, ProbeSettings, ServerSettings,
+};
 pub use steps::Step;

@@ -102,7 +102,22 @@ pub struct EngineSettings {
     /// Delete waits this long before the destructive part unless forced (Ctrl-C cancels).
     pub delete_grace: Duration,
     pub probe: ProbeSettings,
+    /// Where final backups are kept; `None` refuses to delete a stack whose plan has backups
+    /// unless the caller gives up its data explicitly.
+    pub final_backups: Option<FinalBackupSettings>,
     pub failpoint: Option<Failpoint>,
+}
+
+/// The platform's backup store: Coolify uploads volume backups to it (the S3 storage Coolify
+/// knows as `coolify_s3_storage_uuid`), and a delete copies the final one under `prefix`,
+/// which Coolify never deletes.
+#[derive(Debug, Clone)]
+pub struct FinalBackupSettings {
+    pub store: cfa_backup_store::BackupStore,
+    pub coolify_s3_storage_uuid: String,
+    pub prefix: String,
+    /// How long a final backup may take to reach the bucket before the delete gives up.
+    pub timeout: Duration,
 }
 
 impl EngineSettings {
@@ -119,6 +134,7 @@ impl EngineSettings {
             status_lag: Duration::from_secs(60),
             delete_grace: Duration::from_secs(10),
             probe: ProbeSettings::default(),
+            final_backups: None,
             failpoint: None,
         }
     }
@@ -137,6 +153,7 @@ impl fmt::Debug for EngineSettings {
             .field("status_lag", &self.status_lag)
             .field("delete_grace", &self.delete_grace)
             .field("probe", &self.probe)
+            .field("final_backups", &self.final_backups)
             .field("failpoint", &self.failpoint.as_ref().map(|_| "set"))
             .finish_non_exhaustive()
     }

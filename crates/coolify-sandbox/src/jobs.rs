@@ -476,7 +476,7 @@ async fn backup(shared: &Shared, service_uuid: &str, storage_uuid: &str) {
                 execution.size_bytes = if empty { 0 } else { size_from_envs };
                 execution.archive = Some(format!("/{key}"));
                 if !empty {
-                    upload = simulated_archive(size_from_envs);
+                    upload = simulated_archive();
                 }
             }
         }
@@ -520,20 +520,21 @@ async fn backup(shared: &Shared, service_uuid: &str, storage_uuid: &str) {
     }
 }
 
-/// What the simulated runtime uploads for a volume it does not have: a tar of `size` bytes
-/// with one entry saying so, so that a restore test reads a real archive.
-fn simulated_archive(size: u64) -> Option<bytes::Bytes> {
+/// What the simulated runtime uploads for a volume it does not have: a gzipped tar with one
+/// entry saying so, so that a restore test reads a real archive.
+fn simulated_archive() -> Option<bytes::Bytes> {
+    use std::io::Write as _;
     let note = b"the sandbox's simulated runtime has no real volume contents\n";
-    let mut builder = tar::Builder::new(Vec::new());
+    let gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut builder = tar::Builder::new(gzip);
     let mut header = tar::Header::new_gnu();
     header.set_size(note.len() as u64);
     header.set_mode(0o644);
     header.set_cksum();
     builder.append_data(&mut header, "./SIMULATED", &note[..]).ok()?;
-    let mut archive = builder.into_inner().ok()?;
-    let padded = usize::try_from(size).unwrap_or(0).max(archive.len());
-    archive.resize(padded, 0);
-    Some(bytes::Bytes::from(archive))
+    let mut gzip = builder.into_inner().ok()?;
+    gzip.flush().ok()?;
+    gzip.finish().ok().map(bytes::Bytes::from)
 }
 
 /// `GetContainersStatus` over every service: one pass, never per request.

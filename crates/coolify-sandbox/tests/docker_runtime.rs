@@ -269,7 +269,8 @@ fn state_of<'states>(
 }
 
 fn archive_entries(archive: &Path) -> Vec<(PathBuf, String)> {
-    let mut archive = tar::Archive::new(std::fs::File::open(archive).expect("open archive"));
+    let file = std::fs::File::open(archive).expect("open archive");
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
     archive
         .entries()
         .expect("tar entries")

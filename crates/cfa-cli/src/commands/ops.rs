@@ -216,6 +216,76 @@ fn first_line(error: &anyhow::Error) -> String {
     format!("{error:#}").lines().next().unwrap_or_default().to_owned()
 }
 
+/// `[backups]`: cfa reaches the bucket with its own key, and Coolify has the S3 storage that
+/// schedules upload to, usable, on the same bucket.
+async fn backups_checks(config: &Config, push: &mut impl FnMut(&'static str, CheckState, String)) {
+    let final_backups = match config.final_backups() {
+        Ok(Some(final_backups)) => final_backups,
+        Ok(None) => {
+            push(
+                "backups",
+                CheckState::Warn,
+                "no [backups] bucket: stacks on plans with backups cannot be deleted without \
+                 --without-final-backup (Coolify deletes every archive with the service)"
+                    .to_owned(),
+            );
+            return;
+        }
+        Err(error) => return push("backups", CheckState::Fail, first_line(&error)),
+    };
+    let store = &final_backups.store;
+    match store.check().await {
+        Ok(()) => push(
+            "backups bucket",
+            CheckState::Ok,
+            format!("bucket `{}` at {} answers", store.bucket(), store.endpoint()),
+        ),
+        Err(error) => push(
+            "backups bucket",
+            CheckState::Fail,
+            error.to_string().lines().next().unwrap_or_default().to_owned(),
+        ),
+    }
+    let uuid = &final_backups.coolify_s3_storage_uuid;
+    let found = match platform::coolify(config) {
+        Ok(coolify) => coolify
+            .get_s3_storage_by_uuid(uuid)
+            .await
+            .map_err(|error| error.to_string().lines().next().unwrap_or_default().to_owned()),
+        Err(error) => Err(first_line(&error)),
+    };
+    match found {
+        Ok(storage) if !storage.is_usable => push(
+            "backups in coolify",
+            CheckState::Fail,
+            format!("S3 storage `{}` is not usable in Coolify: validate it there", storage.name),
+        ),
+        Ok(storage) if storage.bucket != store.bucket() => push(
+            "backups in coolify",
+            CheckState::Fail,
+            format!(
+                "S3 storage `{}` uploads to bucket `{}`, [backups] reads `{}`",
+                storage.name,
+                storage.bucket,
+                store.bucket()
+            ),
+        ),
+        Ok(storage) => push(
+            "backups in coolify",
+            CheckState::Ok,
+            format!(
+                "schedules upload to S3 storage `{}` (bucket `{}`)",
+                storage.name, storage.bucket
+            ),
+        ),
+        Err(detail) => push(
+            "backups in coolify",
+            CheckState::Fail,
+            format!("S3 storage `{uuid}` ([backups] coolify_s3_storage): {detail}"),
+        ),
+    }
+}
+
 /// `cfa doctor`: every check runs (one failure does not hide the next); exits 1 on a failure.
 pub(crate) async fn doctor(global: &GlobalArgs, config: Config) -> anyhow::Result<()> {
     let mut checks = Vec::new();
@@ -366,6 +436,7 @@ pub(crate) async fn doctor(global: &GlobalArgs, config: Config) -> anyhow::Resul
         }
         Err(error) => push("coolify", CheckState::Fail, first_line(&error)),
     }
+    backups_checks(&config, &mut push).await;
 
     let failed = checks.iter().filter(|check| check.state == CheckState::Fail).count();
     match global.output {

@@ -72,6 +72,10 @@ pub(crate) struct DeleteArgs {
     /// Skip the grace period (Ctrl-C during it cancels the delete).
     #[arg(long)]
     pub(crate) force: bool,
+    /// Delete a stack whose plan has backups although no final backup can be kept (no
+    /// [backups] bucket configured): its data is gone for good.
+    #[arg(long)]
+    pub(crate) without_final_backup: bool,
 }
 
 #[derive(Debug, Args)]
@@ -221,7 +225,11 @@ pub(crate) async fn delete(
     if args.operation.dry_run {
         return dry_run_operation(global, platform, "delete", &tenant, &stack).await;
     }
-    let deletion = platform.engine.delete(&tenant, &stack, args.force);
+    let options = cfa_engine::DeleteOptions {
+        skip_grace: args.force,
+        without_final_backup: args.without_final_backup,
+    };
+    let deletion = platform.engine.delete(&tenant, &stack, options);
     let what = format!("deleting {tenant}/{stack}");
     let result = tokio::select! {
         result = with_progress(&what, deletion) => result,

@@ -479,6 +479,16 @@ pub(crate) async fn run_case(case: Case, tag: String) -> Figures {
     wait_for_no_containers(&service_uuid, false, &format!("{context} delete")).await;
     let listed = world.cfa(&["list", "--output", "json"]).await;
     assert_eq!(listed.json().as_array().unwrap().len(), 0, "{context}: {}", listed.stdout);
+    // A plan with backups: the final backup of the real volume outlives the delete.
+    let kept = world.final_backups(case.tenant, case.stack).await;
+    if case.template == "telegram-bot" {
+        assert!(kept.is_empty(), "{context}: the bot keeps no volume: {kept:?}");
+    } else {
+        assert!(!kept.is_empty(), "{context}: no final backup kept");
+        for (key, entries) in &kept {
+            assert!(entries.len() > 1, "{context}: {key} holds only {entries:?}");
+        }
+    }
 
     Figures {
         provision: provisioned.elapsed,

@@ -12,6 +12,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use cfa_backup_store::testing::MotoServer;
 use cfa_pocketbase::testing::{SUPERUSER_EMAIL, SUPERUSER_PASSWORD, TestPocketBase};
 use coolify_sandbox::{RuntimeKind, Sandbox, SandboxConfig, SandboxHandle, SandboxServerConfig};
 use serde_json::{Value, json};
@@ -132,6 +133,8 @@ pub(crate) struct World {
     pub(crate) templates: PathBuf,
     /// The host address containers reach (the gateway of the sandbox's destination network).
     pub(crate) host_ip: IpAddr,
+    /// The platform's bucket (moto): Coolify's backups upload here, final backups stay here.
+    pub(crate) moto: MotoServer,
 }
 
 /// How a world is set up.
@@ -235,6 +238,17 @@ impl World {
         copy_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates"), &templates);
         let probe =
             sandbox.probe_url().map(|url| format!("probe_url = \"{url}\"\n")).unwrap_or_default();
+        let moto = MotoServer::start("platform-backups").await.unwrap();
+        let s3_storage = sandbox.add_s3_storage("platform", moto.settings());
+        let backups = format!(
+            "[backups]\ncoolify_s3_storage = \"{s3_storage}\"\nendpoint = \"{}\"\nbucket = \"{}\"\n\
+             region = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\nfinal_timeout = \"5m\"\n",
+            moto.settings().endpoint,
+            moto.settings().bucket,
+            moto.settings().region,
+            moto.settings().access_key_id,
+            moto.settings().secret_access_key,
+        );
         let config = dir.path().join("cfa.toml");
         std::fs::write(
             &config,
@@ -243,7 +257,7 @@ impl World {
                  [pocketbase]\nurl = \"{}\"\nemail = \"{SUPERUSER_EMAIL}\"\npassword = \"{SUPERUSER_PASSWORD}\"\n\
                  [platform]\nbase_domain = \"agents.test\"\ntemplates_dir = \"{}\"\n{probe}\
                  [engine]\npoll_interval = \"{}\"\nprobe_interval = \"200ms\"\nstatus_lag = \"{}\"\n\
-                 deploy_timeout = \"10m\"\ndelete_grace = \"0s\"\n\
+                 deploy_timeout = \"10m\"\ndelete_grace = \"0s\"\n{backups}\
                  [[servers]]\nuuid = \"{}\"\ncores = 12\nmemory_gb = 31\nfree_disk_gb = 24\n",
                 sandbox.token(),
                 pocketbase.url(),
@@ -254,7 +268,16 @@ impl World {
             ),
         )
         .unwrap();
-        World { _pocketbase: pocketbase, sandbox, pass, _dir: dir, config, templates, host_ip }
+        World {
+            _pocketbase: pocketbase,
+            sandbox,
+            pass,
+            _dir: dir,
+            config,
+            templates,
+            host_ip,
+            moto,
+        }
     }
 
     /// Runs the real `cfa` with this world's configuration.
@@ -272,6 +295,7 @@ impl World {
             "CFA_TEMPLATES_DIR",
             "CFA_PLANS_FILE",
             "CFA_PROBE_URL",
+            "CFA_BACKUPS_SECRET_ACCESS_KEY",
             "CFA_LOG",
         ] {
             command.env_remove(variable);
@@ -320,4 +344,28 @@ pub(crate) async fn expose(loopback: SocketAddr) -> u16 {
         }
     });
     port
+}
+
+impl World {
+    /// The entries of each final backup kept for `tenant/stack` (gunzipped tar), by key.
+    pub(crate) async fn final_backups(
+        &self,
+        tenant: &str,
+        stack: &str,
+    ) -> Vec<(String, Vec<String>)> {
+        let store = self.moto.store().unwrap();
+        let prefix = format!("{}/{tenant}/{stack}", cfa_backup_store::layout::DEFAULT_FINAL_PREFIX);
+        let mut kept = Vec::new();
+        for object in store.list(&prefix).await.unwrap() {
+            let bytes = store.get(&object.key).await.unwrap();
+            let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+            let entries = archive
+                .entries()
+                .unwrap()
+                .map(|entry| entry.unwrap().path().unwrap().display().to_string())
+                .collect();
+            kept.push((object.key, entries));
+        }
+        kept
+    }
 }

@@ -28,7 +28,7 @@ impl Run {
 
 struct World {
     pocketbase: TestPocketBase,
-    _sandbox: SandboxHandle,
+    sandbox: SandboxHandle,
     _dir: tempfile::TempDir,
     config: std::path::PathBuf,
     /// Every byte every command printed, for the secrets check.
@@ -66,7 +66,7 @@ impl World {
         .unwrap();
         World {
             pocketbase,
-            _sandbox: sandbox,
+            sandbox,
             _dir: dir,
             config,
             transcript: std::sync::Mutex::new(String::new()),
@@ -558,4 +558,43 @@ async fn the_schema_is_installed_once_and_drift_is_reported() {
         drifted.stdout
     );
     assert!(drifted.stderr.contains("1 difference(s)"), "{}", drifted.stderr);
+}
+
+/// `[backups]`: doctor proves cfa reaches the bucket with its own key and that Coolify's S3
+/// storage is usable and on the same bucket; a wrong bucket is a FAIL naming both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_the_backup_bucket_and_coolifys_s3_storage() {
+    let world = World::start().await;
+    let moto = cfa_backup_store::testing::MotoServer::start("platform-backups").await.unwrap();
+    let storage = world.sandbox.add_s3_storage("platform", moto.settings());
+    let base = std::fs::read_to_string(&world.config).unwrap();
+    let with_backups = |bucket: &str| {
+        format!(
+            "{base}[backups]\ncoolify_s3_storage = \"{storage}\"\nendpoint = \"{}\"\nbucket = \"{bucket}\"\n\
+             region = \"us-east-1\"\naccess_key_id = \"cfa-test\"\nsecret_access_key = \"cfa-test-secret\"\n",
+            moto.settings().endpoint
+        )
+    };
+    let good = world.config.with_file_name("backups.toml");
+    std::fs::write(&good, with_backups("platform-backups")).unwrap();
+    let transcript = std::sync::Mutex::new(String::new());
+    let doctor = run_cfa(&["doctor"], Some(&good), &transcript).await;
+    assert_eq!(doctor.code, 0, "{}\n{}", doctor.stdout, doctor.stderr);
+    let line = |stdout: &str, state: &str, check: &str| {
+        stdout.lines().any(|line| line.starts_with(state) && line.contains(check))
+    };
+    assert!(line(&doctor.stdout, "ok", "backups bucket"), "{}", doctor.stdout);
+    assert!(line(&doctor.stdout, "ok", "backups in coolify"), "{}", doctor.stdout);
+
+    let wrong = world.config.with_file_name("wrong-bucket.toml");
+    std::fs::write(&wrong, with_backups("nosuch-bucket")).unwrap();
+    let doctor = run_cfa(&["doctor"], Some(&wrong), &transcript).await;
+    assert_eq!(doctor.code, 1, "{}", doctor.stdout);
+    assert!(line(&doctor.stdout, "FAIL", "backups bucket"), "{}", doctor.stdout);
+    assert!(doctor.stdout.contains("uploads to bucket `platform-backups`"), "{}", doctor.stdout);
+    assert!(!transcript.lock().unwrap().contains("cfa-test-secret"), "the secret was printed");
+
+    // Without [backups], doctor warns what it means for deletes.
+    let doctor = world.cfa(&["doctor"]).await;
+    assert!(line(&doctor.stdout, "warn", "backups"), "{}", doctor.stdout);
 }

@@ -23,8 +23,10 @@ use serde_json::{Value, json};
 
 use super::Engine;
 
-/// How often and how long to wait for an unclaimed candidate's creator to audit it.
-const UNCLAIMED_POLLS: u32 = 10;
+/// How often and how long to wait for an unclaimed candidate's creator to audit it. Three
+/// seconds: with one second, a creator slowed by load (the full test suite on two cores) had
+/// its fresh resource adopted as an orphan and twins survived.
+const UNCLAIMED_POLLS: u32 = 30;
 const UNCLAIMED_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 use crate::error::{EngineError, Subject};
 use crate::steps::Step;

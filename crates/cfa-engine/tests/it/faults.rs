@@ -10,7 +10,7 @@ use cfa_pocketbase::TenantPatch;
 use coolify_sandbox::Fault;
 
 use crate::harness::{
-    CoolifyLink, ROUTER_KEY_ROTATED, World, assert_final_backup_before_delete,
+    CoolifyLink, ROUTER_KEY_ROTATED, SKIP_GRACE, World, assert_final_backup_kept,
     assert_no_secret_anywhere, bot_request, coolify_client_at, openclaw_request,
 };
 
@@ -348,14 +348,22 @@ async fn a_crash_after_any_delete_step_converges_on_rerun_with_nothing_left() {
         // Business and a volume: the delete takes a final backup first.
         let provisioned =
             world.engine().provision(&openclaw_request(&tenant, "agent")).await.unwrap();
-        let crashed =
-            world.engine_with_failpoint(crash_after(step)).delete(&tenant, "agent", true).await;
+        let crashed = world
+            .engine_with_failpoint(crash_after(step))
+            .delete(&tenant, "agent", SKIP_GRACE)
+            .await;
         assert!(matches!(crashed, Err(EngineError::Injected { .. })), "after {step}: {crashed:?}");
         assert_eq!(world.stacks_of(&tenant_id).await.len(), 1, "the record outlives the crash");
-        world.engine().delete(&tenant, "agent", true).await.unwrap();
+        world.engine().delete(&tenant, "agent", SKIP_GRACE).await.unwrap();
         assert_eq!(world.coolify_counts(&tenant, "agent").await, (0, 0), "after {step}");
         assert!(world.stacks_of(&tenant_id).await.is_empty(), "after {step}");
-        assert_final_backup_before_delete(&world, provisioned.service_uuid.as_deref().unwrap());
+        assert_final_backup_kept(
+            &world,
+            &tenant,
+            "agent",
+            provisioned.service_uuid.as_deref().unwrap(),
+        )
+        .await;
     }
     assert_eq!((world.all_projects().await, world.all_services().await), (0, 0));
     assert_no_secret_anywhere(&world, &[]).await;

@@ -8,9 +8,13 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use cfa_backup_store::layout::DEFAULT_FINAL_PREFIX;
+use cfa_backup_store::testing::MotoServer;
 use cfa_coolify::{ApiToken, CoolifyClient, CoolifyConfig};
 use cfa_core::{BaseDomain, PlanTable, PlanTier};
-use cfa_engine::{Engine, EngineSettings, Failpoint, ProvisionRequest};
+use cfa_engine::{
+    DeleteOptions, Engine, EngineSettings, Failpoint, FinalBackupSettings, ProvisionRequest,
+};
 use cfa_pocketbase::testing::TestPocketBase;
 use cfa_pocketbase::{NewTenant, PocketBaseClient, StackFilter};
 use cfa_templates::{Catalogue, repository_templates_dir};
@@ -82,6 +86,10 @@ async fn route(State(router): State<Router>, headers: HeaderMap) -> StatusCode {
     StatusCode::NOT_FOUND
 }
 
+/// A delete without the grace period.
+pub(crate) const SKIP_GRACE: DeleteOptions =
+    DeleteOptions { skip_grace: true, without_final_backup: false };
+
 pub(crate) struct World {
     pub(crate) pocketbase: TestPocketBase,
     /// Shared so failpoint closures can inject faults mid-operation.
@@ -90,6 +98,8 @@ pub(crate) struct World {
     pub(crate) coolify: CoolifyClient,
     pub(crate) router: Router,
     pub(crate) settings: EngineSettings,
+    /// The platform's bucket (moto): Coolify's volume backups upload here, final backups stay.
+    pub(crate) moto: MotoServer,
 }
 
 pub(crate) fn coolify_client(sandbox: &SandboxHandle) -> CoolifyClient {
@@ -151,7 +161,15 @@ impl World {
         settings.delete_grace = Duration::ZERO;
         settings.probe.base_url = Some(format!("http://{router_address}").parse().unwrap());
         settings.probe.timeout = Duration::from_secs(2);
-        World { pocketbase, sandbox, pb, coolify, router, settings }
+        let moto = MotoServer::start("platform-backups").await.unwrap();
+        let coolify_s3_storage_uuid = sandbox.add_s3_storage("platform", moto.settings());
+        settings.final_backups = Some(FinalBackupSettings {
+            store: moto.store().unwrap(),
+            coolify_s3_storage_uuid,
+            prefix: DEFAULT_FINAL_PREFIX.to_owned(),
+            timeout: Duration::from_secs(20),
+        });
+        World { pocketbase, sandbox, pb, coolify, router, settings, moto }
     }
 
     pub(crate) fn engine(&self) -> Engine {
@@ -326,10 +344,15 @@ impl CoolifyLink {
 
 /// No secret value in any stack record, any audit entry or any log line captured so far.
 /// Asserts a final backup run was queued for `service_uuid` before its delete was sent
-/// (needs `record_exchanges`). Coolify >= 4.3.10 removes the archives with the service
-/// (`DeleteScheduledVolumeBackup`), so the run is all that can be checked after the delete;
-/// keeping the archive is an open gap (docs/security.md).
-pub(crate) fn assert_final_backup_before_delete(world: &World, service_uuid: &str) {
+/// (needs `record_exchanges`), and that it outlived the delete: under the platform's prefix
+/// for `tenant/stack`, not empty, while Coolify's own archives of the service are gone
+/// (`DeleteScheduledVolumeBackup`).
+pub(crate) async fn assert_final_backup_kept(
+    world: &World,
+    tenant: &str,
+    stack: &str,
+    service_uuid: &str,
+) {
     let exchanges = world.sandbox.exchanges();
     let position =
         |wanted: &dyn Fn(&coolify_sandbox::Exchange) -> bool| exchanges.iter().position(wanted);
@@ -345,6 +368,27 @@ pub(crate) fn assert_final_backup_before_delete(world: &World, service_uuid: &st
         (Some(backup), Some(delete)) => assert!(backup < delete, "the backup ran after the delete"),
         other => panic!("a final backup and a delete of {service_uuid}: {other:?}"),
     }
+    let store = world.moto.store().unwrap();
+    let kept = store.list(&format!("{DEFAULT_FINAL_PREFIX}/{tenant}/{stack}")).await.unwrap();
+    assert!(!kept.is_empty(), "no final backup kept for {tenant}/{stack}");
+    assert!(kept.iter().all(|archive| archive.size_bytes > 0), "{kept:?}");
+}
+
+/// Coolify's own archives of the deleted service are gone (`DeleteScheduledVolumeBackup`), so
+/// the platform's copy is the only one left.
+pub(crate) async fn assert_coolify_archives_gone(world: &World, service_uuid: &str) {
+    let executions: Vec<_> = world
+        .sandbox
+        .backup_executions()
+        .into_iter()
+        .filter(|execution| execution.service_uuid == service_uuid)
+        .collect();
+    assert!(executions.is_empty(), "Coolify forgot the executions: {executions:?}");
+    let left = world.moto.store().unwrap().list("data/coolify/backups/volumes").await.unwrap();
+    assert!(
+        !left.iter().any(|archive| archive.key.contains(service_uuid)),
+        "Coolify's copies should be gone with the service: {left:?}"
+    );
 }
 
 pub(crate) async fn assert_no_secret_anywhere(world: &World, errors: &[String]) {

@@ -1,12 +1,16 @@
 //! Full lifecycles: provision (idempotent), suspend, resume, upgrade, delete, per template.
 
+use std::time::Duration;
+
 use cfa_core::{PlanTier, StackStatus};
-use cfa_engine::ProvisionRequest;
+use cfa_engine::{DeleteOptions, EngineError, ErrorClass, ProvisionRequest};
 use cfa_pocketbase::AuditQuery;
+use coolify_sandbox::Fault;
 
 use crate::harness::{
-    BOT_TOKEN, ROUTER_KEY, World, assert_final_backup_before_delete, assert_no_secret_anywhere,
-    base_llm_request, bot_request, openclaw_request,
+    BOT_TOKEN, ROUTER_KEY, SKIP_GRACE, World, assert_coolify_archives_gone,
+    assert_final_backup_kept, assert_no_secret_anywhere, base_llm_request, bot_request,
+    openclaw_request,
 };
 
 #[tokio::test]
@@ -111,7 +115,7 @@ async fn full_lifecycle(world: &World, request: ProvisionRequest, expect_domain:
     let again = engine.upgrade(&tenant, &stack, None).await.unwrap();
     assert!(!again.changed, "{again:?}");
 
-    engine.delete(&tenant, &stack, true).await.unwrap();
+    engine.delete(&tenant, &stack, SKIP_GRACE).await.unwrap();
     assert!(world.coolify.get_service_by_uuid(&service_uuid).await.unwrap_err().is_not_found());
     assert_eq!(
         world.coolify_counts(&tenant, &stack).await,
@@ -138,10 +142,10 @@ async fn openclaw_agent_full_lifecycle_with_backups_and_probe() {
     let service_uuid = provisioned.service_uuid.clone().unwrap();
     let storages = world.coolify.list_storages_by_service_uuid(&service_uuid).await.unwrap();
     assert!(!storages.persistent.is_empty(), "openclaw keeps state in a volume");
-    // Paid plan: the delete takes a final backup of each volume (it needs the schedule set at
-    // provision: Coolify refuses a run without one).
-    engine.delete("claw", "agent", true).await.unwrap();
-    assert_final_backup_before_delete(&world, &service_uuid);
+    // The delete takes a final backup of each volume and keeps it under the platform's prefix.
+    engine.delete("claw", "agent", SKIP_GRACE).await.unwrap();
+    assert_final_backup_kept(&world, "claw", "agent", &service_uuid).await;
+    assert_coolify_archives_gone(&world, &service_uuid).await;
     assert_eq!(world.coolify_counts("claw", "agent").await, (0, 0));
 
     full_lifecycle(&world, openclaw_request("claw", "agent2"), true).await;
@@ -203,7 +207,7 @@ async fn no_secret_reaches_pocketbase_or_the_logs() {
     let mut parameters = bot_request("secret", "bot").parameters;
     parameters.insert("model".into(), "other-model".into());
     engine.upgrade("secret", "bot", Some(&parameters)).await.unwrap();
-    engine.delete("secret", "agent", true).await.unwrap();
+    engine.delete("secret", "agent", SKIP_GRACE).await.unwrap();
     // A failure path too: its message goes to the record and the logs.
     let mut broken = bot_request("secret", "bot2");
     broken.parameters.insert("telegram_bot_token".into(), format!("{BOT_TOKEN} not a token"));
@@ -213,4 +217,56 @@ async fn no_secret_reaches_pocketbase_or_the_logs() {
     let provisions = AuditQuery { action: Some("stack.provision".into()), ..AuditQuery::default() };
     assert!(!world.pb.audit_list(&provisions).await.unwrap().is_empty(), "the audit log is read");
     assert_no_secret_anywhere(&world, &[error.to_string()]).await;
+}
+
+/// Without a backup store, a stack whose plan has backups is not deleted (Coolify would delete
+/// every archive with it) unless the caller gives its data up; nothing changes on refusal.
+#[tokio::test]
+async fn delete_without_a_backup_store_refuses_unless_the_data_is_given_up() {
+    let world = World::start().await;
+    let tenant_id = world.tenant("nobucket", PlanTier::Business, 2).await;
+    let provisioned =
+        world.engine().provision(&openclaw_request("nobucket", "agent")).await.unwrap();
+    let mut settings = world.settings.clone();
+    settings.final_backups = None;
+    let engine = world.engine_with(settings);
+    let refused = engine.delete("nobucket", "agent", SKIP_GRACE).await.unwrap_err();
+    assert!(matches!(refused, EngineError::NoFinalBackupStore { .. }), "{refused}");
+    assert_eq!(refused.class(), ErrorClass::Refused);
+    assert!(refused.to_string().contains("--without-final-backup"), "{refused}");
+    let service_uuid = provisioned.service_uuid.unwrap();
+    assert!(world.coolify.get_service_by_uuid(&service_uuid).await.is_ok(), "the service stays");
+    assert_eq!(world.stacks_of(&tenant_id).await.len(), 1, "the record stays");
+
+    let given_up = DeleteOptions { without_final_backup: true, ..SKIP_GRACE };
+    engine.delete("nobucket", "agent", given_up).await.unwrap();
+    assert_eq!(world.coolify_counts("nobucket", "agent").await, (0, 0));
+}
+
+/// A final backup that never reaches the bucket stops the delete: service, record and the
+/// tenant's data stay, and the error names the volume and what to look at.
+#[tokio::test]
+async fn a_failed_final_backup_deletes_nothing() {
+    let world = World::start().await;
+    let tenant_id = world.tenant("failing", PlanTier::Business, 2).await;
+    let provisioned =
+        world.engine().provision(&openclaw_request("failing", "agent")).await.unwrap();
+    let service_uuid = provisioned.service_uuid.unwrap();
+    world.sandbox.inject(Fault::BackupFails { service_uuid: Some(service_uuid.clone()) });
+    let mut settings = world.settings.clone();
+    if let Some(final_backups) = settings.final_backups.as_mut() {
+        final_backups.timeout = Duration::from_millis(500);
+    }
+    let error =
+        world.engine_with(settings).delete("failing", "agent", SKIP_GRACE).await.unwrap_err();
+    assert!(matches!(error, EngineError::FinalBackup { .. }), "{error}");
+    let text = error.to_string();
+    assert!(text.contains("nothing was deleted") && text.contains("failing/agent"), "{text}");
+    assert!(world.coolify.get_service_by_uuid(&service_uuid).await.is_ok(), "the service stays");
+    assert_eq!(world.stacks_of(&tenant_id).await.len(), 1, "the record stays");
+
+    // Fixed, the same command finishes.
+    world.sandbox.clear_faults();
+    world.engine().delete("failing", "agent", SKIP_GRACE).await.unwrap();
+    assert_eq!(world.coolify_counts("failing", "agent").await, (0, 0));
 }

@@ -7,7 +7,8 @@
 //! root beside a local engine, Coolify's helper image cannot be pulled, and a helper built from
 //! a local image would add a container start to every backup for the same bytes. Symbolic links
 //! are archived as links, never followed, so a link in a volume cannot pull host files in. The
-//! archive is an uncompressed tar (Coolify compresses with gzip or zstd; the caller names it).
+//! archive is gzip-compressed (`tar -I <compressor>`, `BackupCompression::compressorCommand`:
+//! pigz or gzip), as its `.tar.gz` name says.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -106,12 +107,17 @@ fn write_archive(volume_name: &str, mountpoint: &Path, archive: &Path) -> Result
         std::fs::create_dir_all(parent).map_err(io_error("create directory", parent))?;
     }
     let file = std::fs::File::create(archive).map_err(io_error("create", archive))?;
-    let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
+    let gzip = flate2::write::GzEncoder::new(
+        std::io::BufWriter::new(file),
+        flate2::Compression::default(),
+    );
+    let mut builder = tar::Builder::new(gzip);
     builder.follow_symlinks(false);
     // Owners, modes and times as `tar` keeps them, so a restore gives the container its files.
     builder.mode(tar::HeaderMode::Complete);
     builder.append_dir_all(".", mountpoint).map_err(io_error("archive", mountpoint))?;
-    let mut writer = builder.into_inner().map_err(io_error("finish", archive))?;
+    let gzip = builder.into_inner().map_err(io_error("finish", archive))?;
+    let mut writer = gzip.finish().map_err(io_error("compress", archive))?;
     writer.flush().map_err(io_error("write", archive))?;
     writer.get_ref().sync_all().map_err(io_error("sync", archive))
 }

@@ -1,0 +1,325 @@
+//! Delete: after the grace period, a final backup kept where Coolify's delete cannot reach it,
+//! then the service, the tenant's project when empty, and the record.
+//!
+//! Coolify 4.3.10 and later delete every local and S3 archive of a deleted service's backup
+//! schedules (`DeleteResourceJob` -> `DeleteScheduledVolumeBackup`), and its API lists no
+//! backup executions. So the final backup is found in the platform's bucket (the S3 storage
+//! Coolify uploads to), copied under the platform's own prefix, and checked there (same size,
+//! not empty) before the delete is sent. Without a bucket a stack whose plan has backups is not
+//! deleted unless the caller gives its data up (`without_final_backup`).
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use cfa_backup_store::layout::{COOLIFY_VOLUME_BACKUPS, final_backup_key, is_coolify_archive_of};
+use cfa_backup_store::{BackupStoreError, StoredObject};
+use cfa_coolify::CoolifyErrorKind;
+use cfa_coolify::types::{BackupScheduleRequest, DeleteServiceOptions};
+use cfa_core::StackName;
+use cfa_core::plan::BackupPolicy;
+use cfa_pocketbase::AuditOutcome;
+use serde_json::{Value, json};
+
+use super::{ENVIRONMENT, Engine, Progress, redact_record};
+use crate::error::{EngineError, Subject};
+use crate::settings::FinalBackupSettings;
+use crate::steps::Step;
+
+/// How a delete may proceed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeleteOptions {
+    /// Skip the grace period.
+    pub skip_grace: bool,
+    /// Delete a stack whose plan has backups even though no final backup can be kept (no
+    /// backup store configured): its data is gone for good.
+    pub without_final_backup: bool,
+}
+
+/// One volume's final backup, where it is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeptArchive {
+    pub(crate) volume: String,
+    pub(crate) key: String,
+    pub(crate) size_bytes: u64,
+}
+
+impl Engine {
+    /// The daily schedule a plan with backups gets: with the platform's S3 storage when a
+    /// backup store is configured, so that Coolify uploads every archive there.
+    pub(super) fn backup_schedule(&self, retention_days: u32) -> BackupScheduleRequest {
+        let mut request = BackupScheduleRequest::daily(retention_days);
+        if let Some(final_backups) = &self.inner.settings.final_backups {
+            request.s3_storage_uuid = Some(final_backups.coolify_s3_storage_uuid.clone());
+        }
+        request
+    }
+
+    /// Deletes a stack: after the grace period (unless skipped), a final backup for stateful
+    /// stacks on plans with backups, the service (waiting until it is gone), the project when
+    /// empty, then the record.
+    pub async fn delete(
+        &self,
+        tenant: &str,
+        stack: &str,
+        options: DeleteOptions,
+    ) -> Result<(), EngineError> {
+        let subject = Subject { tenant: tenant.to_owned(), stack: stack.to_owned() };
+        let (slug, _) = self.parse_names(&subject)?;
+        let (tenant_record, _, lock) = self.existing(&subject).await?;
+        if !options.skip_grace && !self.inner.settings.delete_grace.is_zero() {
+            tracing::warn!(tenant = %subject.tenant, stack = %subject.stack, grace = ?self.inner.settings.delete_grace, "deleting after the grace period; interrupt to cancel");
+            tokio::time::sleep(self.inner.settings.delete_grace).await;
+        }
+        let _guard = lock.lock().await;
+        let record = self.reread(&subject, &tenant_record.id, Step::DeleteService).await?;
+        let coolify = &self.inner.coolify;
+        let mut kept = Vec::new();
+        let result = async {
+            // The service: by the recorded uuid, else by name and marker (a crash before the
+            // record got it).
+            let mut progress = Progress { record: Some(record.clone()), ..Progress::default() };
+            let stack_name = StackName::parse(&subject.stack)
+                .map_err(|error| subject.invalid_input(error.to_string()))?;
+            self.observe(&subject, &slug, &stack_name, &mut progress).await?;
+            if let Some(service_uuid) = &progress.service_uuid {
+                let plan = self.inner.settings.plans.plan(tenant_record.plan_tier);
+                if let BackupPolicy::Daily { retention_days } = plan.backups {
+                    kept = self.final_backup(&subject, service_uuid, retention_days, options).await?;
+                    self.failpoint(&subject, Step::FinalBackup)?;
+                }
+                match coolify.delete_service_by_uuid(service_uuid, DeleteServiceOptions::default()).await {
+                    Ok(_) => {}
+                    Err(error) if error.is_not_found() => {}
+                    Err(error) => return Err(subject.coolify(Step::DeleteService, error)),
+                }
+                self.failpoint(&subject, Step::DeleteService)?;
+                self.wait_status(&subject, Step::WaitDeleted, service_uuid, |status| status.is_none()).await?;
+                self.failpoint(&subject, Step::WaitDeleted)?;
+            }
+            if let Some(project_uuid) = &progress.project_uuid {
+                let tenant_guard = Self::lock_for(&self.inner.tenant_locks, slug.as_str());
+                let tenant_lock = tenant_guard.lock().await;
+                let empty = match coolify.get_environment_by_name_or_uuid(project_uuid, ENVIRONMENT).await {
+                    Ok(environment) => environment.services.is_empty(),
+                    Err(error) if error.is_not_found() => true,
+                    Err(error) => return Err(subject.coolify(Step::DeleteProject, error)),
+                };
+                if empty {
+                    match coolify.delete_project_by_uuid(project_uuid).await {
+                        Ok(_) => tracing::info!(tenant = %subject.tenant, project_uuid = %project_uuid, "deleted the tenant's empty project"),
+                        Err(error) if error.is_not_found() => {}
+                        // Another resource arrived meanwhile (400): the project stays.
+                        Err(error) if matches!(error.kind, CoolifyErrorKind::BadRequest { .. }) => {}
+                        Err(error) => return Err(subject.coolify(Step::DeleteProject, error)),
+                    }
+                }
+                drop(tenant_lock);
+                self.failpoint(&subject, Step::DeleteProject)?;
+            }
+            self.inner
+                .pocketbase
+                .stack_delete(&record.id)
+                .await
+                .map_err(|error| subject.pocketbase(Step::DeleteRecord, error))?;
+            Ok(())
+        }
+        .await;
+        let after = match kept.as_slice() {
+            [] => Value::Null,
+            kept => json!({ "final_backups": kept.iter().map(|archive| json!({
+                "volume": archive.volume, "key": archive.key, "size_bytes": archive.size_bytes,
+            })).collect::<Vec<_>>() }),
+        };
+        match result {
+            Ok(()) => {
+                self.audit(
+                    &subject,
+                    "stack.delete",
+                    redact_record(&record),
+                    after,
+                    AuditOutcome::Ok,
+                    None,
+                )
+                .await;
+                Ok(())
+            }
+            Err(error) => {
+                if !matches!(error, EngineError::Injected { .. }) {
+                    self.audit(
+                        &subject,
+                        "stack.delete",
+                        redact_record(&record),
+                        after,
+                        AuditOutcome::Failed,
+                        Some(error.to_string()),
+                    )
+                    .await;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// One fresh backup of each persistent volume, copied under the platform's prefix and
+    /// checked there. Refuses without a backup store unless `without_final_backup`.
+    async fn final_backup(
+        &self,
+        subject: &Subject,
+        service_uuid: &str,
+        retention_days: u32,
+        options: DeleteOptions,
+    ) -> Result<Vec<KeptArchive>, EngineError> {
+        let coolify = &self.inner.coolify;
+        let storages = match coolify.list_storages_by_service_uuid(service_uuid).await {
+            Ok(storages) => storages,
+            Err(error) if error.is_not_found() => return Ok(Vec::new()),
+            Err(error) => return Err(subject.coolify(Step::FinalBackup, error)),
+        };
+        if storages.persistent.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(settings) = &self.inner.settings.final_backups else {
+            if options.without_final_backup {
+                tracing::warn!(tenant = %subject.tenant, stack = %subject.stack, "deleting without a final backup, as asked: the stack's volumes are gone for good");
+                return Ok(Vec::new());
+            }
+            return Err(EngineError::NoFinalBackupStore {
+                tenant: subject.tenant.clone(),
+                stack: subject.stack.clone(),
+            });
+        };
+        let mut kept = Vec::new();
+        for storage in &storages.persistent {
+            // The schedule with S3 whatever the stack was provisioned with: `backups/run` needs
+            // a schedule, and Coolify uploads only with `save_s3`.
+            let request = self.backup_schedule(retention_days);
+            if let Err(error) = coolify
+                .set_service_storage_backup_schedule(service_uuid, &storage.uuid, &request)
+                .await
+            {
+                let hint = match error.kind {
+                    CoolifyErrorKind::VersionTooOld { .. } => "this Coolify cannot back up volumes (4.3 can): upgrade it, or pass --without-final-backup".to_owned(),
+                    _ => error.hint().unwrap_or_else(|| "check the S3 storage in Coolify (Storages > S3) and [backups] coolify_s3_storage".to_owned()),
+                };
+                return Err(subject.final_backup(
+                    &storage.name,
+                    format!(
+                        "Coolify refused the backup schedule: {}",
+                        super::first_line_of(&error)
+                    ),
+                    hint,
+                ));
+            }
+            let existing =
+                coolify_archives(settings, subject, &storage.name, &storage.uuid).await?;
+            // Coolify names an archive by the second it started (`Carbon::now()->timestamp`):
+            // a run in the same second as the last one would overwrite it under the same key.
+            let newest =
+                existing.iter().filter_map(|archive| archive_unix_seconds(&archive.key)).max();
+            if let Some(newest) = newest {
+                let now = jiff::Timestamp::now().as_second();
+                if now <= newest + 1 {
+                    let pause = u64::try_from(newest + 2 - now).unwrap_or(2);
+                    tokio::time::sleep(std::time::Duration::from_secs(pause)).await;
+                }
+            }
+            let before: BTreeSet<String> =
+                existing.into_iter().map(|archive| archive.key).collect();
+            let queued = Instant::now();
+            if let Err(error) =
+                coolify.run_service_storage_backup(service_uuid, &storage.uuid).await
+            {
+                let hint = error.hint().unwrap_or_else(|| "check Coolify and its logs".to_owned());
+                return Err(subject.final_backup(
+                    &storage.name,
+                    format!("Coolify did not queue the backup: {}", super::first_line_of(&error)),
+                    hint,
+                ));
+            }
+            tracing::info!(tenant = %subject.tenant, stack = %subject.stack, volume = %storage.name, "final backup queued; waiting for its archive in the bucket");
+            let archive = loop {
+                let archives =
+                    coolify_archives(settings, subject, &storage.name, &storage.uuid).await?;
+                let fresh = archives
+                    .into_iter()
+                    .filter(|archive| !before.contains(&archive.key) && archive.size_bytes > 0)
+                    .max_by_key(|archive| archive.last_modified_unix_ms);
+                if let Some(fresh) = fresh {
+                    break fresh;
+                }
+                if queued.elapsed() >= settings.timeout {
+                    return Err(subject.final_backup(
+                        &storage.name,
+                        format!(
+                            "no new archive reached bucket `{}` within {}s of queueing the backup",
+                            settings.store.bucket(),
+                            settings.timeout.as_secs()
+                        ),
+                        "look at the volume's backup executions in Coolify (an empty volume, a full disk or a failed S3 upload fail it) and the [backups] timeout",
+                    ));
+                }
+                tokio::time::sleep(self.inner.settings.poll_interval).await;
+            };
+            let key =
+                final_backup_key(&settings.prefix, &subject.tenant, &subject.stack, &archive.key);
+            let store_error = |error: BackupStoreError| {
+                subject.final_backup(
+                    &storage.name,
+                    error.to_string().lines().next().unwrap_or_default().to_owned(),
+                    "check the bucket and cfa's access key (it needs list, read and write)",
+                )
+            };
+            settings.store.copy(&archive.key, &key).await.map_err(store_error)?;
+            let copied = settings.store.head(&key).await.map_err(store_error)?;
+            if copied.size_bytes != archive.size_bytes || copied.size_bytes == 0 {
+                return Err(subject.final_backup(
+                    &storage.name,
+                    format!(
+                        "the copy `{key}` has {} bytes, the archive `{}` {}",
+                        copied.size_bytes, archive.key, archive.size_bytes
+                    ),
+                    "check the bucket",
+                ));
+            }
+            tracing::info!(tenant = %subject.tenant, stack = %subject.stack, volume = %storage.name, %key, size_bytes = copied.size_bytes, "final backup kept");
+            kept.push(KeptArchive {
+                volume: storage.name.clone(),
+                key,
+                size_bytes: copied.size_bytes,
+            });
+        }
+        Ok(kept)
+    }
+}
+
+/// The archives Coolify uploaded for one storage, whatever its team folder
+/// (`<root>/<team slug>-<team id>/<storage uuid>/...`).
+async fn coolify_archives(
+    settings: &FinalBackupSettings,
+    subject: &Subject,
+    volume: &str,
+    storage_uuid: &str,
+) -> Result<Vec<StoredObject>, EngineError> {
+    let failed = |error: BackupStoreError| {
+        subject.final_backup(
+            volume,
+            error.to_string().lines().next().unwrap_or_default().to_owned(),
+            "check [backups] in cfa.toml (endpoint, bucket, access key) and that the bucket answers",
+        )
+    };
+    let mut archives = Vec::new();
+    for team in settings.store.folders(COOLIFY_VOLUME_BACKUPS).await.map_err(failed)? {
+        let listed =
+            settings.store.list(&format!("{team}/{storage_uuid}")).await.map_err(failed)?;
+        archives.extend(
+            listed.into_iter().filter(|object| is_coolify_archive_of(&object.key, storage_uuid)),
+        );
+    }
+    Ok(archives)
+}
+
+/// The `<unix seconds>` in `volume-<name>-<unix seconds>.tar.gz`.
+fn archive_unix_seconds(key: &str) -> Option<i64> {
+    let stem = key.strip_suffix(".tar.gz")?;
+    stem.rsplit('-').next()?.parse().ok()
+}
