@@ -30,10 +30,11 @@ pub enum Rule {
     NoProxyLabels,
     NoMagicUrls,
     KnownVariables,
+    NoCoolifyPlaceholders,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 18] = [
+    pub const ALL: [Rule; 19] = [
         Rule::NoHostPorts,
         Rule::NoPrivileged,
         Rule::NoHostNamespaces,
@@ -52,6 +53,7 @@ impl Rule {
         Rule::NoProxyLabels,
         Rule::NoMagicUrls,
         Rule::KnownVariables,
+        Rule::NoCoolifyPlaceholders,
     ];
 
     pub fn id(self) -> &'static str {
@@ -74,6 +76,7 @@ impl Rule {
             Rule::NoProxyLabels => "no-proxy-labels",
             Rule::NoMagicUrls => "no-magic-urls",
             Rule::KnownVariables => "known-variables",
+            Rule::NoCoolifyPlaceholders => "no-coolify-placeholders",
         }
     }
 }
@@ -125,6 +128,17 @@ pub fn lint(document: &Value, policy: &LintPolicy) -> Vec<Violation> {
     };
     for (name, service) in services {
         lint_service(name, service, policy, &mut violations);
+    }
+    let mut placeholders = BTreeSet::new();
+    collect_placeholders(document, &mut placeholders);
+    for placeholder in placeholders {
+        violations.push(Violation {
+            rule: Rule::NoCoolifyPlaceholders,
+            service: String::new(),
+            message: format!(
+                "`{placeholder}` is a Coolify shared-variable placeholder: Coolify would replace it with a team, project or environment variable"
+            ),
+        });
     }
     if let Some(known) = &policy.known_variables {
         let mut references = BTreeSet::new();
@@ -432,6 +446,21 @@ pub fn collect_references(value: &Value, references: &mut BTreeSet<String>) {
                 if key != "content" {
                     collect_references(item, references);
                 }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every `{{...}}` Coolify's `resolveSharedEnvironmentVariables` would see, in keys and values.
+fn collect_placeholders(value: &Value, found: &mut BTreeSet<String>) {
+    match value {
+        Value::String(text) => found.extend(crate::params::coolify_placeholder(text)),
+        Value::Array(items) => items.iter().for_each(|item| collect_placeholders(item, found)),
+        Value::Object(map) => {
+            for (key, item) in map {
+                found.extend(crate::params::coolify_placeholder(key));
+                collect_placeholders(item, found);
             }
         }
         _ => {}

@@ -2,8 +2,14 @@
 //! goes anywhere, and canonicalised (`TRUE` -> `true`, ` 42` refused).
 //!
 //! What is refused everywhere: NUL and other control characters (newline and tab only in
-//! multiline strings), values over the declared length. Secrets are printable ASCII without
-//! spaces, because they travel through Coolify's `.env` file.
+//! multiline strings), values over the declared length, and Coolify's shared-variable
+//! placeholders (`{{team.X}}`, `{{project.X}}`, `{{environment.X}}`, any `{{...}}` on one
+//! line: Coolify 4.3.11 replaces them in compose values, `resolveSharedEnvironmentVariables`,
+//! and in env-API values whatever `is_literal` says, `EnvironmentVariable::realValue`, so a
+//! tenant could read the business's shared secrets). Secrets are printable ASCII without
+//! spaces, because they travel through Coolify's `.env` file. A string may not begin with `$`:
+//! Coolify's service parser turns an environment value that starts with `$` into a Coolify
+//! variable of the stack (bootstrap/helpers/parsers.php, `serviceParser`).
 
 use std::collections::BTreeMap;
 
@@ -99,6 +105,11 @@ pub(crate) fn check_value(
             value.len()
         )));
     }
+    if let Some(placeholder) = coolify_placeholder(value) {
+        return Err(invalid(format!(
+            "contains `{placeholder}`, which Coolify would replace with one of the platform's shared variables"
+        )));
+    }
     let multiline = parameter.kind == ParameterType::String && parameter.multiline;
     if let Some(control) =
         value.chars().find(|c| c.is_control() && !(multiline && (*c == '\n' || *c == '\t')))
@@ -106,7 +117,14 @@ pub(crate) fn check_value(
         return Err(invalid(format!("contains the control character {:?}", control)));
     }
     let canonical = match parameter.kind {
-        ParameterType::String => value.to_owned(),
+        ParameterType::String => {
+            if value.trim_start().starts_with('$') {
+                return Err(invalid(
+                    "begins with `$`, which Coolify reads as a variable reference".into(),
+                ));
+            }
+            value.to_owned()
+        }
         ParameterType::Secret => {
             if value.is_empty() {
                 return Err(invalid("is empty".into()));
@@ -149,6 +167,57 @@ pub(crate) fn check_value(
         return Err(invalid("does not have the expected form".into()));
     }
     Ok(canonical)
+}
+
+/// Refuses a `url` parameter (given, or its default) whose origin (`scheme://host[:port]`) is
+/// not one of `allowed` (each a URL or an origin; paths are ignored). The programs connect to
+/// these URLs from inside the platform's network: without the allow-list a tenant could point
+/// them at the cloud metadata address, loopback, private ranges or the Coolify host.
+pub fn check_url_origins(
+    template: &Template,
+    given: &BTreeMap<String, String>,
+    allowed: &[String],
+) -> Result<(), ParameterError> {
+    let allowed: Vec<String> = allowed
+        .iter()
+        .filter_map(|entry| url::Url::parse(entry).ok())
+        .map(|url| url.origin().ascii_serialization())
+        .filter(|origin| origin != "null")
+        .collect();
+    for (name, parameter) in &template.manifest.parameters {
+        if parameter.kind != ParameterType::Url {
+            continue;
+        }
+        let Some(value) = given.get(name).or(parameter.default.as_ref()) else { continue };
+        let Ok(url) = url::Url::parse(value) else { continue };
+        let origin = url.origin().ascii_serialization();
+        if !allowed.contains(&origin) {
+            let help = if allowed.is_empty() {
+                "no Router origin is configured: the operator sets [platform] router_url or router_origins".to_owned()
+            } else {
+                format!("a URL on {}", allowed.join(" or "))
+            };
+            return Err(ParameterError::Invalid {
+                name: name.clone(),
+                problem: format!(
+                    "points at {}, which is not one of the platform's Router origins",
+                    origin.chars().take(100).collect::<String>()
+                ),
+                help,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The first match of Coolify's `/{{(.*?)}}/` (PCRE without `s`: not across a line break),
+/// shortened for the error message.
+pub fn coolify_placeholder(value: &str) -> Option<String> {
+    value.lines().find_map(|line| {
+        let start = line.find("{{")?;
+        let end = line[start + 2..].find("}}")? + start + 4;
+        Some(line[start..end].chars().take(60).flat_map(char::escape_debug).collect())
+    })
 }
 
 fn check_url(value: &str) -> Result<String, &'static str> {

@@ -188,7 +188,18 @@ pub fn parse_compose(
                 declare_magic(key, true, &mut container, service_uuid, url_base, &mut envs);
             }
             if let Some(value) = value {
-                for reference in interpolations(value) {
+                let mut references = interpolations(value);
+                // serviceParser: a value that starts with `$` is a variable reference whatever
+                // escapes it (`$${X:-d}` included): the first balanced `${...}` becomes a
+                // variable of the service (bootstrap/helpers/parsers.php, 4.3.11, the
+                // `startsWith('$')` branch with `extractBalancedBraceContent`).
+                if value.starts_with('$')
+                    && let Some(reference) = leading_variable(value)
+                    && !references.iter().any(|known| known.name == reference.name)
+                {
+                    references.push(reference);
+                }
+                for reference in references {
                     if reference.name.starts_with("SERVICE_") {
                         declare_magic(
                             &reference.name,
@@ -575,6 +586,40 @@ fn interpolations(value: &str) -> Vec<Interpolation> {
     found
 }
 
+/// The first `${...}` of a value that starts with `$`, split as Coolify's
+/// `splitOnOperatorOutsideNested` does (`:-`, `-`, `:?`, `?`).
+fn leading_variable(value: &str) -> Option<Interpolation> {
+    let start = value.find("${")? + 2;
+    let mut depth = 1;
+    let mut end = None;
+    for (offset, character) in value[start..].char_indices() {
+        match character {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    end = Some(start + offset);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let content = &value[start..end?];
+    let (name, default, required) = if let Some((name, default)) = content.split_once(":-") {
+        (name, Some(default.to_owned()), false)
+    } else if let Some((name, _)) = content.split_once(":?").or_else(|| content.split_once('?')) {
+        (name, None, true)
+    } else if let Some((name, default)) = content.split_once('-') {
+        (name, Some(default.to_owned()), false)
+    } else {
+        (content, None, false)
+    };
+    let valid = !name.is_empty()
+        && name.chars().all(|character| character.is_ascii_alphanumeric() || character == '_');
+    valid.then(|| Interpolation { name: name.to_owned(), default, required })
+}
+
 fn regex_lite() -> &'static regex::Regex {
     static PATTERN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     PATTERN.get_or_init(|| {
@@ -876,6 +921,15 @@ mod tests {
         assert!(parsed.containers[0].excluded);
         assert_eq!(parsed.volumes[0].name, "svc123_data");
         assert_eq!(parsed.files[0].content.as_deref(), Some("hello\n"));
+    }
+
+    #[test]
+    fn a_value_that_starts_with_a_dollar_becomes_a_variable_even_escaped() {
+        let yaml = "services:\n  app:\n    image: ghcr.io/x/app:1\n    environment:\n      PROMPT: '$${HTTPS_PROXY:-http://attacker.example}'\n      SAFE: 'costs $$5'\n";
+        let parsed = parse_compose(yaml, "svc1", &base()).unwrap();
+        let proxy = parsed.envs.iter().find(|env| env.key == "HTTPS_PROXY").expect("a variable");
+        assert_eq!(proxy.value, "http://attacker.example");
+        assert_eq!(parsed.envs.len(), 1, "an escaped `$` inside a value stays text");
     }
 
     #[test]

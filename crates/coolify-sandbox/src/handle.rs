@@ -248,6 +248,7 @@ fn seed_world(config: &SandboxConfig) -> World {
         projects: IndexMap::new(),
         services: IndexMap::new(),
         s3_storages: Vec::new(),
+        shared_variables: Vec::new(),
         backup_executions: Vec::new(),
         faults: Vec::new(),
     };
@@ -532,12 +533,32 @@ impl SandboxHandle {
 
     /// The `docker-compose.yml` Coolify writes to the service's work directory.
     pub fn written_compose(&self, service_uuid: &str) -> Option<String> {
-        lock(&self.shared.world).services.get(service_uuid).map(|service| service.rendered.clone())
+        let world = lock(&self.shared.world);
+        world
+            .services
+            .get(service_uuid)
+            .map(|service| crate::jobs::written_compose(service, &world.shared_variables))
+    }
+
+    /// Sets a shared variable (`kind` is `team`, `project` or `environment`), as an operator
+    /// does in Coolify's UI: `{{<kind>.<key>}}` in any value then reads `value`.
+    pub fn set_shared_variable(&self, kind: &str, key: &str, value: &str) {
+        let mut world = lock(&self.shared.world);
+        world.shared_variables.retain(|variable| !(variable.kind == kind && variable.key == key));
+        world.shared_variables.push(crate::shared_variables::SharedVariable {
+            kind: kind.to_owned(),
+            key: key.to_owned(),
+            value: value.to_owned(),
+        });
     }
 
     /// The `.env` Coolify writes next to it (`Service::saveComposeConfigs`).
     pub fn written_env_file(&self, service_uuid: &str) -> Option<String> {
-        lock(&self.shared.world).services.get(service_uuid).map(crate::jobs::env_file)
+        let world = lock(&self.shared.world);
+        world
+            .services
+            .get(service_uuid)
+            .map(|service| crate::jobs::env_file(service, &world.shared_variables))
     }
 
     /// The local backup archives kept for a service's volumes.

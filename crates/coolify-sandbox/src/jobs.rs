@@ -39,6 +39,7 @@ use crate::runtime::{Runtime, simulated};
 use cfa_backup_store::layout::coolify_volume_archive_key;
 
 use crate::s3::{TEAM_ID, TEAM_NAME};
+use crate::shared_variables::{SharedVariable, resolve};
 use crate::state::{
     ActivityRecord, ActivityStatus, BackupExecution, ServiceRecord, backup_fault, new_uuid, now_ms,
 };
@@ -204,7 +205,16 @@ async fn run(shared: &Shared, job: Job) {
 /// `Service::saveComposeConfigs`'s `.env`: `SERVICE_NAME_<NAME>=<name>` for every compose
 /// service, then every variable as `KEY=value`, `SERVICE_*` keys first, then values that read a
 /// `$SERVICE_*` variable, then the rest (app/Models/Service.php, 4.3.11).
-pub(crate) fn env_file(service: &ServiceRecord) -> String {
+/// The compose as the start job writes it: shared-variable placeholders in its values resolved
+/// (the parser's `resolveSharedEnvironmentVariables`; here on the text, which for the values
+/// tests use is the same).
+pub(crate) fn written_compose(service: &ServiceRecord, variables: &[SharedVariable]) -> String {
+    resolve(&service.rendered, variables)
+}
+
+/// `.env` as `Service::saveComposeConfigs` writes it, each value its `realValue` (shared
+/// placeholders resolved, `is_literal` or not).
+pub(crate) fn env_file(service: &ServiceRecord, variables: &[SharedVariable]) -> String {
     let mut lines: Vec<String> = service
         .containers
         .iter()
@@ -227,10 +237,9 @@ pub(crate) fn env_file(service: &ServiceRecord) -> String {
             3
         }
     });
-    lines.extend(
-        envs.into_iter()
-            .map(|env| format!("{}={}", env.key, env.value.as_deref().unwrap_or_default())),
-    );
+    lines.extend(envs.into_iter().map(|env| {
+        format!("{}={}", env.key, resolve(env.value.as_deref().unwrap_or_default(), variables))
+    }));
     lines.join("\n")
 }
 
@@ -252,6 +261,7 @@ async fn start(shared: &Shared, service_uuid: &str) {
                         .find(|destination| destination.id == service.destination_id)
                         .map(|destination| destination.network.clone())
                 });
+                let variables = world.shared_variables.clone();
                 let Some(service) = world.services.get_mut(service_uuid) else { return };
                 service.activity = Some(ActivityRecord {
                     status: ActivityStatus::InProgress,
@@ -278,10 +288,9 @@ async fn start(shared: &Shared, service_uuid: &str) {
                     .collect();
                 Deployment {
                     service_uuid: service_uuid.to_owned(),
-                    compose_yaml: service
-                        .rendered
+                    compose_yaml: written_compose(service, &variables)
                         .replace(&coolify_dir, &work_dir.to_string_lossy()),
-                    env_file: env_file(service),
+                    env_file: env_file(service, &variables),
                     files,
                     network: network.unwrap_or_default(),
                 }

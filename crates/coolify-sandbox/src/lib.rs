@@ -20,6 +20,7 @@ mod handle;
 mod jobs;
 pub mod runtime;
 mod s3;
+mod shared_variables;
 mod state;
 pub mod status;
 

@@ -264,6 +264,9 @@ pub(crate) struct World {
     /// The team's S3 storages (`GET /s3-storages`); the first, with no endpoint, is the seed's.
     #[serde(default)]
     pub s3_storages: Vec<crate::s3::S3StorageRecord>,
+    /// Shared variables (`{{team.X}}` ...), resolved where compose and `.env` are written.
+    #[serde(default)]
+    pub shared_variables: Vec<crate::shared_variables::SharedVariable>,
     pub backup_executions: Vec<BackupExecution>,
     #[serde(skip)]
     pub faults: Vec<Fault>,

@@ -103,6 +103,43 @@ fn hostile_parameter_values_are_refused_or_inert() {
     }
 }
 
+/// Coolify replaces `{{team.X}}`, `{{project.X}}` and `{{environment.X}}` in compose values and
+/// in env-API values whatever `is_literal` says, and turns a compose value that begins with `$`
+/// into a variable of the stack: every parameter refuses both, secrets included.
+#[test]
+fn coolify_placeholders_and_leading_dollars_are_refused_in_every_parameter() {
+    let benign = sample_parameters("telegram-bot");
+    let placeholders = [
+        "{{team.ROUTER_MASTER_KEY}}",
+        "prefix {{ project.DB_PASSWORD }} suffix",
+        "{{environment.X}}",
+        "{{}}",
+        "https://router.example/{{team.X}}",
+    ];
+    for parameter in
+        ["system_prompt", "model", "router_base_url", "router_api_key", "telegram_bot_token"]
+    {
+        for value in placeholders {
+            let mut parameters = benign.clone();
+            parameters.insert(parameter.to_owned(), value.to_owned());
+            let error = render_with("telegram-bot", PlanTier::Team, "bot", &parameters)
+                .expect_err(&format!("{parameter}={value:?} must be refused"));
+            let message = chain(&error);
+            assert!(message.contains(&format!("parameter `{parameter}`")), "{message}");
+        }
+    }
+    for value in ["$HOME", "${HTTPS_PROXY:-http://attacker.example}", "  $X", "$$"] {
+        let mut parameters = benign.clone();
+        parameters.insert("system_prompt".to_owned(), value.to_owned());
+        let error = render_with("telegram-bot", PlanTier::Team, "bot", &parameters).unwrap_err();
+        assert!(chain(&error).contains("begins with `$`"), "{}", chain(&error));
+    }
+    // Braces that Coolify's pattern does not match stay allowed: across a line, or single.
+    let mut parameters = benign.clone();
+    parameters.insert("system_prompt".to_owned(), "Use {x} and {{\n}} freely".to_owned());
+    render_with("telegram-bot", PlanTier::Team, "bot", &parameters).unwrap();
+}
+
 #[test]
 fn the_system_prompt_keeps_newlines_and_unicode_but_not_nul() {
     let mut parameters = sample_parameters("telegram-bot");

@@ -98,6 +98,12 @@ fn fixtures() -> Vec<Fixture> {
                 .unwrap()
                 .insert("STOLEN".into(), json!("${OTHER_TENANT_SECRET}"));
         }),
+        (Rule::NoCoolifyPlaceholders, "{{team.SECRET}}", |d| {
+            service(d)["environment"]
+                .as_object_mut()
+                .unwrap()
+                .insert("SYSTEM_PROMPT".into(), json!("say {{ team.SECRET }}"));
+        }),
     ]
 }
 

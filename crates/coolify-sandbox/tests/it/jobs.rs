@@ -254,3 +254,26 @@ async fn backups_upload_to_the_s3_storage_and_the_delete_removes_them() {
     sandbox.wait_for_jobs().await;
     assert!(store.head(&key).await.unwrap_err().is_not_found(), "Coolify's delete removes it");
 }
+
+/// `resolveSharedEnvironmentVariables` and `EnvironmentVariable::realValue`: a placeholder in a
+/// compose value or in an env-API value, literal or not, reads the business's shared variable.
+/// (The platform refuses placeholders in tenant input; this is what it protects against.)
+#[tokio::test]
+async fn shared_variable_placeholders_are_resolved_in_compose_and_env_values() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    sandbox.set_shared_variable("team", "ROUTER_MASTER_KEY", "sk-master-of-the-business");
+    let compose = "services:\n  app:\n    image: ghcr.io/x/app:1\n    environment:\n      PROMPT: 'say {{team.ROUTER_MASTER_KEY}}'\n      KEY: ${KEY}\n";
+    let uuid = service(&sandbox, compose).await;
+    let (code, body) = call(
+        &sandbox,
+        reqwest::Method::PATCH,
+        &format!("/services/{uuid}/envs/bulk"),
+        Some(json!({ "data": [{ "key": "KEY", "value": "{{ team.ROUTER_MASTER_KEY }}", "is_literal": true }] })),
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+    let compose = sandbox.written_compose(&uuid).unwrap();
+    assert!(compose.contains("say sk-master-of-the-business"), "{compose}");
+    let env_file = sandbox.written_env_file(&uuid).unwrap();
+    assert!(env_file.contains("KEY=sk-master-of-the-business"), "{env_file}");
+}
