@@ -8,10 +8,11 @@
 // `max_stacks` holds for every REST create: tenants, superusers and /api/batch (whose
 // transaction this one joins). The operator overrides only by raising `max_stacks`.
 //
-// Audit: changes made by non-superusers (the tenant's own frontend) are appended to
+// Audit: creates and updates made by non-superusers (the tenant's own frontend) are appended to
 // `audit_log` in the same transaction as the change, so an entry is never lost and never
 // written for a change that rolled back. Superuser writes are the engine's, which audits its
 // own actions with more context (the action it ran), so they are not audited twice here.
+// Deletes are superusers' only (deleteRule null, pb_migrations/1763900004): the engine audits them.
 
 onRecordCreateRequest((e) => {
   const audit = require(`${__hooks}/cfa/audit.js`);
@@ -39,11 +40,12 @@ onRecordCreateRequest((e) => {
       e.app = txApp;
       e.next();
       if (!e.hasSuperuserAuth()) {
+        const names = audit.namesOf(txApp, e.record);
         audit.append(txApp, {
           actor: audit.actorOf(e),
           action: "stack.create",
-          tenant: tenantId,
-          stack: e.record.id,
+          tenant: names.tenant,
+          stack: names.stack,
           before: null,
           after: audit.snapshotOf(e.record),
         });
@@ -65,11 +67,12 @@ onRecordUpdateRequest((e) => {
     original.runInTransaction((txApp) => {
       e.app = txApp;
       e.next();
+      const names = audit.namesOf(txApp, e.record);
       audit.append(txApp, {
         actor: audit.actorOf(e),
         action: "stack.update",
-        tenant: e.record.getString("tenant_id"),
-        stack: e.record.id,
+        tenant: names.tenant,
+        stack: names.stack,
         before: before,
         after: audit.snapshotOf(e.record),
       });
@@ -79,27 +82,16 @@ onRecordUpdateRequest((e) => {
   }
 }, "agent_stacks");
 
-onRecordDeleteRequest((e) => {
-  if (e.hasSuperuserAuth()) {
-    return e.next();
+// A record that still names its Coolify service is never deleted, whoever asks: the API, a
+// superuser, the dashboard, a hook. While the service exists the record is what counts it
+// against the tenant's quota and the server's capacity; the engine clears
+// `coolify_service_uuid` once Coolify has deleted the service, then deletes the record.
+// Model-level, so every delete path runs it.
+onRecordDelete((e) => {
+  if (e.record.getString("coolify_service_uuid") !== "") {
+    throw new BadRequestError(
+      "This stack's Coolify service still exists; delete the stack through the platform (cfa delete).",
+    );
   }
-  const audit = require(`${__hooks}/cfa/audit.js`);
-  const before = audit.snapshotOf(e.record);
-  const original = e.app;
-  try {
-    original.runInTransaction((txApp) => {
-      e.app = txApp;
-      e.next();
-      audit.append(txApp, {
-        actor: audit.actorOf(e),
-        action: "stack.delete",
-        tenant: before ? before.tenant_id : "",
-        stack: e.record.id,
-        before: before,
-        after: null,
-      });
-    });
-  } finally {
-    e.app = original;
-  }
+  e.next();
 }, "agent_stacks");

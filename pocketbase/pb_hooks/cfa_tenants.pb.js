@@ -42,3 +42,26 @@ onRecordValidate((e) => {
   }
   e.next();
 }, "tenants");
+
+// cfa: a slug names the tenant's Coolify project and every domain of its stacks: it is unique
+// and never changes, whoever writes (the operator's `cfa`, a superuser, the owner through its
+// own rules on an existing `tenants` collection). Model-level, so every write path runs it;
+// the unique index (pb_migrations/1763900004) holds the same when existing data allows it.
+onRecordValidate((e) => {
+  const slug = e.record.getString("slug");
+  if (!e.record.isNew()) {
+    const before = e.record.original().getString("slug");
+    if (before !== slug) {
+      throw new BadRequestError("A tenant's slug cannot change.", {
+        slug: new ValidationError("slug_immutable", "the slug names the tenant's Coolify project and domains"),
+      });
+    }
+  }
+  // Only a new record can take a slug (an existing one keeps its own, checked above).
+  if (e.record.isNew() && e.app.countRecords("tenants", $dbx.hashExp({ slug: slug })) > 0) {
+    throw new BadRequestError("This slug is taken.", {
+      slug: new ValidationError("slug_taken", "another tenant has this slug"),
+    });
+  }
+  e.next();
+}, "tenants");

@@ -93,6 +93,9 @@ pub(crate) struct PocketBaseSection {
 pub(crate) struct PlatformSection {
     pub(crate) base_domain: Option<String>,
     pub(crate) router_url: Option<String>,
+    /// Origins tenants' `router_base_url` may point at, besides router_url's.
+    #[serde(default)]
+    pub(crate) router_origins: Vec<String>,
     pub(crate) probe_url: Option<String>,
     pub(crate) plans_file: Option<PathBuf>,
     pub(crate) templates_dir: Option<PathBuf>,
@@ -154,6 +157,32 @@ pub(crate) struct Config {
     pub(crate) source: Option<PathBuf>,
 }
 
+/// The configuration names the Coolify and PocketBase URLs and may hold their secrets: a file
+/// another user owns or may write (planted in a shared working directory, say) could send the
+/// operator's token elsewhere. Such a file is refused.
+fn check_ownership(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(metadata) = std::fs::metadata(path) else { return Ok(()) };
+    let me = rustix::process::geteuid().as_raw();
+    // Yours, or root's (an /etc file the administrator installed).
+    if metadata.uid() != me && metadata.uid() != 0 {
+        return Err(crate::exit::usage(anyhow::format_err!(
+            "the configuration `{}` belongs to uid {}, not to you (uid {me}): it could send your Coolify token elsewhere\nhint: use a cfa.toml you own (CFA_CONFIG names it)",
+            path.display(),
+            metadata.uid()
+        )));
+    }
+    if metadata.mode() & 0o022 != 0 {
+        return Err(crate::exit::usage(anyhow::format_err!(
+            "the configuration `{}` may be changed by other users (mode {:o})\nhint: `chmod go-w {}`",
+            path.display(),
+            metadata.mode() & 0o7777,
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|value| !value.is_empty())
 }
@@ -171,6 +200,7 @@ impl Config {
     }
 
     pub(crate) fn from_file(path: &Path) -> anyhow::Result<Config> {
+        check_ownership(path)?;
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("failed to read the configuration `{}`", path.display()))?;
         let file: ConfigFile = toml::from_str(&text).map_err(|error| {
@@ -234,6 +264,13 @@ impl Config {
 
     pub(crate) fn router_url(&self) -> Option<String> {
         env("CFA_ROUTER_URL").or_else(|| self.file.platform.router_url.clone())
+    }
+
+    /// The origins `url` parameters may point at: `router_origins` and router_url's origin.
+    pub(crate) fn url_origins(&self) -> Vec<String> {
+        let mut origins = self.file.platform.router_origins.clone();
+        origins.extend(self.router_url());
+        origins
     }
 
     pub(crate) fn probe_url(&self) -> Option<String> {
@@ -315,6 +352,29 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_configuration_others_own_or_may_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cfa.toml");
+        std::fs::write(&path, "[coolify]\nurl = \"https://attacker.example\"\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Config::from_file(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let error = Config::from_file(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("may be changed by other users") && error.contains("chmod go-w"),
+            "{error}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // Only root can give a file away; elsewhere the mode check above stands for both.
+        if rustix::process::geteuid().is_root() {
+            std::os::unix::fs::chown(&path, Some(4242), None).unwrap();
+            let error = Config::from_file(&path).unwrap_err().to_string();
+            assert!(error.contains("belongs to uid 4242"), "{error}");
+        }
+    }
 
     #[test]
     fn a_full_file_parses_and_unknown_keys_are_refused() {

@@ -49,7 +49,8 @@ pub(crate) fn report(error: &anyhow::Error) -> std::process::ExitCode {
         Some(CliError::Refused(_)) => REFUSED,
         None => FAILURE,
     };
-    let _ = writeln!(std::io::stderr().lock(), "error: {error:#}");
+    let text = crate::output::neutralise(&format!("{error:#}"), true);
+    let _ = writeln!(std::io::stderr().lock(), "error: {text}");
     std::process::ExitCode::from(code)
 }
 

@@ -84,6 +84,7 @@ pub(crate) fn engine_settings(
         engine_settings.probe_interval = interval;
     }
     engine_settings.final_backups = config.final_backups()?;
+    engine_settings.url_origins = config.url_origins();
     if let Some(probe_url) = config.probe_url() {
         let parsed = probe_url.parse().map_err(|error| {
             exit::usage(anyhow::format_err!("CFA_PROBE_URL `{probe_url}` is not a URL: {error}"))

@@ -2,8 +2,9 @@
 //!
 //! Everything here decides; nothing here does I/O. Plans and their ceilings ([`plan`]),
 //! admission and placement ([`admission`]), the stack lifecycle ([`lifecycle`]), names and
-//! domains ([`naming`]), resource arithmetic ([`resources`]), health judgement ([`health`]) and
-//! readiness after a start across Coolify's status lag ([`readiness`]).
+//! domains ([`naming`]), resource arithmetic ([`resources`]), health judgement ([`health`]),
+//! readiness after a start across Coolify's status lag ([`readiness`]) and who may own a new
+//! tenant ([`onboarding`]).
 //!
 //! **Architecture invariant:** no tokio, no reqwest, no file system, no clock. Functions take
 //! what they need as arguments and return decisions or typed errors.
@@ -12,6 +13,7 @@ pub mod admission;
 pub mod health;
 pub mod lifecycle;
 pub mod naming;
+pub mod onboarding;
 pub mod plan;
 pub mod readiness;
 pub mod resources;

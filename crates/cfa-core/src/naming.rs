@@ -157,9 +157,20 @@ pub fn coolify_service_name(stack: &StackName) -> String {
     format!("{COOLIFY_NAME_PREFIX}-{stack}")
 }
 
+/// Every tenant slug a stack label `<stack>-<tenant>` could also be read as ending in: each
+/// part after a hyphen (`support-acme-corp` -> `acme-corp`, `corp`), longest first.
+pub fn slug_suffixes(label: &str) -> Vec<&str> {
+    label
+        .match_indices('-')
+        .map(|(index, _)| &label[index + 1..])
+        .filter(|rest| !rest.is_empty())
+        .collect()
+}
+
 /// The stack's domain, `<stack>-<tenant>.<base domain>`. Names cannot contain `--`, yet
-/// `a-b` + `c` and `a` + `b-c` still meet at `a-b-c`: the engine checks that a domain is
-/// free across all tenants before it claims it (and Coolify answers 409 to a taken one).
+/// `a-b` + `c` and `a` + `b-c` still meet at `a-b-c`: the engine refuses a label that ends in
+/// another tenant's slug and a new slug that ends another tenant's label (`slug_suffixes`),
+/// and PocketBase keeps domains unique.
 pub fn stack_domain(
     stack: &StackName,
     tenant: &TenantSlug,
@@ -216,6 +227,12 @@ mod tests {
         assert!(first_line.starts_with("invalid stack name `evil\\nyyy"), "{message}");
         assert!(first_line.len() < 200);
         assert!(message.contains("hint: use 1-40 characters"));
+    }
+
+    #[test]
+    fn a_label_ends_in_each_part_after_a_hyphen() {
+        assert_eq!(slug_suffixes("support-acme-corp"), ["acme-corp", "corp"]);
+        assert_eq!(slug_suffixes("bot"), Vec::<&str>::new());
     }
 
     #[test]

@@ -59,6 +59,7 @@ async fn setup(
     settings.deploy_timeout = Duration::from_secs(600);
     settings.operation_timeout = Duration::from_secs(600);
     settings.delete_grace = Duration::ZERO;
+    settings.url_origins = vec!["https://router.cloudfreedom.test".to_owned()];
     let catalogue = Catalogue::load(&repository_templates_dir()).expect("templates");
     let engine = Engine::new(coolify.clone(), pb.clone(), catalogue, settings);
     Setup { pocketbase, pb, sandbox, coolify, engine }

@@ -45,6 +45,7 @@ use crate::steps::{ProvisionObservation, Step, plan_provision};
 
 mod claims;
 mod delete;
+mod domains;
 mod read_only;
 mod wait;
 use claims::Created;
@@ -233,10 +234,7 @@ impl Engine {
         catalogue: Catalogue,
         settings: EngineSettings,
     ) -> Engine {
-        let http = reqwest::Client::builder()
-            .danger_accept_invalid_certs(false)
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        let http = crate::probe::probe_client();
         Engine {
             inner: Arc::new(Inner {
                 coolify,
@@ -335,6 +333,12 @@ impl Engine {
         stack: &StackName,
         parameters: &BTreeMap<String, String>,
     ) -> Result<RenderedStack, EngineError> {
+        cfa_templates::params::check_url_origins(
+            template,
+            parameters,
+            &self.inner.settings.url_origins,
+        )
+        .map_err(|problem| subject.invalid_input(problem.to_string()))?;
         let request = RenderRequest {
             template,
             plans: &self.inner.settings.plans,
@@ -422,7 +426,7 @@ impl Engine {
             return;
         }
         let message = error.record_message();
-        tracing::warn!(tenant = %subject.tenant, stack = %subject.stack, action, error = %message, "stack operation failed");
+        tracing::warn!(tenant = %subject.tenant, stack = %subject.stack, action, error = %error, "stack operation failed");
         let current = match self.inner.pocketbase.stack_view(record_id, false).await {
             Ok(current) => current,
             Err(_) => return,
@@ -445,7 +449,7 @@ impl Engine {
                     redact_record(&current),
                     redact_record(&updated),
                     AuditOutcome::Failed,
-                    Some(message),
+                    Some(error.to_string()),
                 )
                 .await;
             }
@@ -487,6 +491,9 @@ impl Engine {
         }
         let rendered =
             self.render(&subject, template, &tenant, &slug, &stack_name, &request.parameters)?;
+        if let Some(domain) = &rendered.domain {
+            self.ensure_domain_is_ours(&subject, &tenant, domain).await?;
+        }
         tracing::info!(
             tenant = %subject.tenant, stack = %subject.stack, template = %request.template,
             environment_keys = ?rendered.environment.iter().map(|entry| entry.name.as_str()).collect::<Vec<_>>(),

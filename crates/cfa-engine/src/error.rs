@@ -113,6 +113,14 @@ pub enum EngineError {
     )]
     NoFinalBackupStore { tenant: String, stack: String },
     #[error(
+        "the domain `{domain}` of `{tenant}/{stack}` is ambiguous: {reason}\nhint: choose another stack name"
+    )]
+    DomainTaken { tenant: String, stack: String, domain: String, reason: String },
+    #[error(
+        "the slug `{slug}` would end the domain `{domain}` of another tenant's stack, so both could claim it\nhint: choose another slug"
+    )]
+    SlugClash { slug: String, domain: String },
+    #[error(
         "the final backup of volume `{storage}` of `{tenant}/{stack}` failed: {detail}; nothing was deleted\nhint: {hint}; then rerun `cfa delete {tenant}/{stack}`"
     )]
     FinalBackup { tenant: String, stack: String, storage: String, detail: String, hint: String },
@@ -134,7 +142,9 @@ impl EngineError {
             | EngineError::InvalidInput { .. } => ErrorClass::Usage,
             EngineError::Refused { .. }
             | EngineError::InvalidState { .. }
-            | EngineError::NoFinalBackupStore { .. } => ErrorClass::Refused,
+            | EngineError::NoFinalBackupStore { .. }
+            | EngineError::DomainTaken { .. }
+            | EngineError::SlugClash { .. } => ErrorClass::Refused,
             EngineError::Template { .. }
             | EngineError::Coolify { .. }
             | EngineError::PocketBase { .. }
@@ -146,9 +156,43 @@ impl EngineError {
         }
     }
 
-    /// The first line (what failed), for the record's `error_message` together with the hint.
+    /// The short reason the stack record's `error_message` keeps: the tenant reads it, so it
+    /// names no server, capacity, Coolify uuid or upstream detail (the audit log keeps the
+    /// whole error for the operator). Its hint says what the tenant can do.
     pub fn record_message(&self) -> String {
-        let text = self.to_string();
+        let text = match self {
+            EngineError::Refused { refusal: Refusal::Admission(AdmissionError::NoCapacity { .. }), .. } => {
+                "the platform has no room for this stack right now\nhint: the operator has to free or add capacity; retry later".to_owned()
+            }
+            EngineError::Refused { refusal: Refusal::Admission(AdmissionError::UnknownServer { .. }), .. } => {
+                "the requested server is not available\nhint: ask the operator".to_owned()
+            }
+            EngineError::Coolify { step, .. } => format!(
+                "the hosting platform failed at `{step}`\nhint: the operator sees the details; retrying resumes"
+            ),
+            EngineError::PocketBase { step, .. } => format!(
+                "the platform's records failed at `{step}`\nhint: the operator sees the details; retrying resumes"
+            ),
+            EngineError::Timeout { step, waited, .. } => format!(
+                "the hosting platform did not finish `{step}` within {}\nhint: retrying resumes",
+                humanize(*waited)
+            ),
+            EngineError::NotReady { waited, .. } => format!(
+                "the stack did not become ready within {}\nhint: check its parameters; retrying keeps waiting",
+                humanize(*waited)
+            ),
+            EngineError::DeployFailed { reason, .. } => format!(
+                "the stack failed to start: {}\nhint: check its parameters and logs, then retry",
+                reason.lines().next().unwrap_or_default()
+            ),
+            EngineError::Template { .. } => {
+                "the template could not be rendered safely\nhint: the operator has to fix the template".to_owned()
+            }
+            EngineError::FinalBackup { .. } | EngineError::NoFinalBackupStore { .. } => {
+                "the final backup could not be kept, so nothing was deleted\nhint: the operator sees the details".to_owned()
+            }
+            other => other.to_string(),
+        };
         text.chars().take(2000).collect()
     }
 }

@@ -102,6 +102,9 @@ pub struct EngineSettings {
     /// Delete waits this long before the destructive part unless forced (Ctrl-C cancels).
     pub delete_grace: Duration,
     pub probe: ProbeSettings,
+    /// The origins `url` parameters may point at (the platform's Router); empty refuses every
+    /// URL a template takes.
+    pub url_origins: Vec<String>,
     /// Where final backups are kept; `None` refuses to delete a stack whose plan has backups
     /// unless the caller gives up its data explicitly.
     pub final_backups: Option<FinalBackupSettings>,
@@ -134,6 +137,7 @@ impl EngineSettings {
             status_lag: Duration::from_secs(60),
             delete_grace: Duration::from_secs(10),
             probe: ProbeSettings::default(),
+            url_origins: Vec::new(),
             final_backups: None,
             failpoint: None,
         }
@@ -153,6 +157,7 @@ impl fmt::Debug for EngineSettings {
             .field("status_lag", &self.status_lag)
             .field("delete_grace", &self.delete_grace)
             .field("probe", &self.probe)
+            .field("url_origins", &self.url_origins)
             .field("final_backups", &self.final_backups)
             .field("failpoint", &self.failpoint.as_ref().map(|_| "set"))
             .finish_non_exhaustive()

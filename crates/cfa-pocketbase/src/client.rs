@@ -14,9 +14,9 @@ use crate::error::{PocketBaseError, PocketBaseErrorKind};
 use crate::filter::{AuditQuery, StackFilter, and, quote};
 use crate::types::{
     AgentStack, AuditEntry, NewAuditEntry, NewStack, NewTenant, Page, StackPatch, Tenant,
-    TenantPatch, audit_create_body, audit_from_record, decode_error, secret_looking_key,
-    stack_create_body, stack_from_record, stack_patch_body, tenant_create_body, tenant_from_record,
-    tenant_patch_body,
+    TenantPatch, UserAccount, audit_create_body, audit_from_record, decode_error,
+    secret_looking_key, stack_create_body, stack_from_record, stack_patch_body, tenant_create_body,
+    tenant_from_record, tenant_patch_body,
 };
 
 /// PocketBase answers at most this many items per page (larger `perPage` is silently capped).
@@ -341,7 +341,9 @@ impl PocketBaseClient {
 
     /// The tenant with this slug; a `NotFound` error when there is none.
     pub async fn tenant_by_slug(&self, slug: &str) -> Result<Tenant, PocketBaseError> {
-        let options = ListOptions { per_page: 1, skip_total: true, ..ListOptions::default() };
+        // Two, so that a shared slug (an existing `tenants` collection without the unique
+        // index) is an error instead of whichever tenant PocketBase lists first.
+        let options = ListOptions { per_page: 2, skip_total: true, ..ListOptions::default() };
         let (items, _) = self
             .list_records(
                 "tenant_by_slug",
@@ -350,9 +352,17 @@ impl PocketBaseClient {
                 &options,
             )
             .await?;
-        match items.first() {
-            Some(record) => tenant_from_record("tenant_by_slug", record),
-            None => Err(PocketBaseError::new(
+        match items.as_slice() {
+            [record] => tenant_from_record("tenant_by_slug", record),
+            [_, _, ..] => Err(PocketBaseError::new(
+                "tenant_by_slug",
+                PocketBaseErrorKind::Ambiguous,
+                format!(
+                    "more than one tenant has the slug `{}`; nothing is done for any of them until the slugs are made unique (`cfa pb check` reports it)",
+                    slug.escape_debug()
+                ),
+            )),
+            [] => Err(PocketBaseError::new(
                 "tenant_by_slug",
                 PocketBaseErrorKind::NotFound,
                 format!("no tenant has the slug `{}`", slug.escape_debug()),
@@ -403,22 +413,30 @@ impl PocketBaseClient {
     /// The id of the `users` record with this e-mail, created with `initial_password` when
     /// there is none (the owner then sets their own through PocketBase's password reset).
     /// Returns the id and whether it was created.
-    pub async fn user_find_or_create(
-        &self,
-        email: &str,
-        initial_password: &Password,
-    ) -> Result<(String, bool), PocketBaseError> {
+    /// The account with this e-mail, if any, and whether it verified its e-mail.
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<UserAccount>, PocketBaseError> {
         let options = ListOptions { per_page: 1, skip_total: true, ..ListOptions::default() };
         let filter = Some(format!("email = {}", quote(email)));
-        let (items, _) = self.list_records("user_find", "users", filter, &options).await?;
-        if let Some(id) = items.first().and_then(|record| record.get("id")).and_then(Value::as_str)
-        {
-            return Ok((id.to_owned(), false));
-        }
+        let (items, _) = self.list_records("user_by_email", "users", filter, &options).await?;
+        Ok(items.first().and_then(|record| {
+            let id = record.get("id").and_then(Value::as_str)?;
+            let verified = record.get("verified").and_then(Value::as_bool).unwrap_or(false);
+            Some(UserAccount { id: id.to_owned(), verified })
+        }))
+    }
+
+    /// Creates a verified account (as a superuser) whose password only this call knows: the
+    /// owner sets their own through PocketBase's password reset, which proves the e-mail.
+    pub async fn user_create_verified(
+        &self,
+        email: &str,
+        password: &Password,
+    ) -> Result<String, PocketBaseError> {
         let body = serde_json::json!({
             "email": email,
-            "password": initial_password.expose(),
-            "passwordConfirm": initial_password.expose(),
+            "password": password.expose(),
+            "passwordConfirm": password.expose(),
+            "verified": true,
         });
         let record = self
             .call_record(
@@ -429,14 +447,29 @@ impl PocketBaseClient {
                 Some(&body),
             )
             .await?;
-        let id = record.get("id").and_then(Value::as_str).ok_or_else(|| {
+        record.get("id").and_then(Value::as_str).map(str::to_owned).ok_or_else(|| {
             PocketBaseError::new(
                 "user_create",
                 PocketBaseErrorKind::Decode,
                 "the created user has no id".to_owned(),
             )
-        })?;
-        Ok((id.to_owned(), true))
+        })
+    }
+
+    /// Claims an unverified account for its e-mail's owner: a new password (PocketBase then
+    /// renews the account's token key, so the registrant's sessions end) and `verified`.
+    pub async fn user_claim(
+        &self,
+        user_id: &str,
+        password: &Password,
+    ) -> Result<(), PocketBaseError> {
+        let path = format!("api/collections/users/records/{}", path_segment(user_id)?);
+        let body = serde_json::json!({
+            "password": password.expose(),
+            "passwordConfirm": password.expose(),
+            "verified": true,
+        });
+        self.call_record("user_claim", Method::PATCH, &path, &[], Some(&body)).await.map(|_| ())
     }
 
     // ---- agent_stacks ---------------------------------------------------------------------

@@ -53,6 +53,8 @@ pub enum PocketBaseErrorKind {
     SecretInConfig { key: String },
     /// The argument cannot be sent (e.g. an invalid value in a filter).
     InvalidInput,
+    /// More records match what must name one (two tenants with one slug): nothing is chosen.
+    Ambiguous,
 }
 
 impl PocketBaseError {
@@ -151,6 +153,9 @@ impl PocketBaseError {
             }
             PocketBaseErrorKind::SecretInConfig { .. } => {
                 "secrets go to Coolify's environment, never into PocketBase's `config`"
+            }
+            PocketBaseErrorKind::Ambiguous => {
+                "give each tenant its own slug in PocketBase, then `cfa pb install` adds the unique index"
             }
             PocketBaseErrorKind::InvalidInput => return None,
         })

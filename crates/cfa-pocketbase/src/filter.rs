@@ -25,6 +25,10 @@ pub struct StackFilter {
     pub statuses: Vec<StackStatus>,
     pub template: Option<String>,
     pub stack_name: Option<String>,
+    pub domain: Option<String>,
+    /// Domains ending in this (a LIKE with `%` before it; `_` and `%` in it match literally
+    /// only where they do not occur, so callers pass DNS names, which have neither).
+    pub domain_suffix: Option<String>,
 }
 
 impl StackFilter {
@@ -56,6 +60,12 @@ impl StackFilter {
         }
         if let Some(stack_name) = &self.stack_name {
             terms.push(format!("stack_name = {}", quote(stack_name)));
+        }
+        if let Some(domain) = &self.domain {
+            terms.push(format!("domain = {}", quote(domain)));
+        }
+        if let Some(suffix) = &self.domain_suffix {
+            terms.push(format!("domain ~ {}", quote(&format!("%{suffix}"))));
         }
         and(terms)
     }

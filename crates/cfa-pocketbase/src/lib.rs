@@ -22,5 +22,5 @@ pub use filter::{AuditQuery, StackFilter, quote};
 pub use realtime::{StackChange, StackSubscription};
 pub use types::{
     AgentStack, AuditEntry, AuditOutcome, NewAuditEntry, NewStack, NewTenant, Page, StackPatch,
-    Tenant, TenantPatch, format_pocketbase_date, parse_pocketbase_date,
+    Tenant, TenantPatch, UserAccount, format_pocketbase_date, parse_pocketbase_date,
 };

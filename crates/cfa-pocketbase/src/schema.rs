@@ -13,7 +13,7 @@ use crate::client::PocketBaseClient;
 use crate::error::PocketBaseError;
 
 /// `pocketbase/pb_migrations/*`, in the order PocketBase applies them (by file name).
-pub const MIGRATIONS: [(&str, &str); 4] = [
+pub const MIGRATIONS: [(&str, &str); 6] = [
     (
         "1763900000_cfa_tenants.js",
         include_str!("../../../pocketbase/pb_migrations/1763900000_cfa_tenants.js"),
@@ -29,6 +29,14 @@ pub const MIGRATIONS: [(&str, &str); 4] = [
     (
         "1763900003_cfa_tenants_resource_limits.js",
         include_str!("../../../pocketbase/pb_migrations/1763900003_cfa_tenants_resource_limits.js"),
+    ),
+    (
+        "1763900004_cfa_stack_safety.js",
+        include_str!("../../../pocketbase/pb_migrations/1763900004_cfa_stack_safety.js"),
+    ),
+    (
+        "1763900005_cfa_verified_owners.js",
+        include_str!("../../../pocketbase/pb_migrations/1763900005_cfa_verified_owners.js"),
     ),
 ];
 
@@ -74,6 +82,14 @@ pub const TENANT_CREATE_GUARD: &str =
     "@request.body.max_stacks:isset = false && @request.body.plan_tier:isset = false";
 /// Appended to both (pb_migrations/1763900003_cfa_tenants_resource_limits.js).
 pub const TENANT_LIMITS_GUARD: &str = "@request.body.resource_limits:isset = false";
+/// Appended to every non-empty tenant-facing rule of `tenants` and `agent_stacks`
+/// (pb_migrations/1763900005_cfa_verified_owners.js): an unverified account is nobody's owner.
+pub const VERIFIED_GUARD: &str = "@request.auth.verified = true";
+
+/// `rule` with the verified guard appended, as the migration does.
+pub fn verified(rule: &str) -> String {
+    format!("({rule}) && {VERIFIED_GUARD}")
+}
 
 /// `agent_stacks.createRule`, as the migration builds it.
 pub fn stack_create_rule() -> String {
@@ -318,6 +334,21 @@ pub async fn check(
                 ],
                 false,
             );
+            for rule in ["listRule", "viewRule", "createRule", "updateRule"] {
+                if let Some(actual) = tenants.get(rule).and_then(Value::as_str)
+                    && !actual.is_empty()
+                    && !actual.contains(VERIFIED_GUARD)
+                {
+                    drift.push(Drift {
+                        collection: "tenants".into(),
+                        subject: rule.into(),
+                        expected: format!(
+                            "null (superusers only) or a rule containing `{VERIFIED_GUARD}`"
+                        ),
+                        actual: format!("`{actual}`"),
+                    });
+                }
+            }
             for rule in ["listRule", "viewRule"] {
                 if tenants.get(rule).and_then(Value::as_str) == Some("") {
                     drift.push(Drift {
@@ -327,6 +358,20 @@ pub async fn check(
                         actual: "\"\" (anyone, even anonymous, reads every tenant)".into(),
                     });
                 }
+            }
+            let unique_slug =
+                tenants.get("indexes").and_then(Value::as_array).is_some_and(|indexes| {
+                    indexes.iter().filter_map(Value::as_str).any(|index| {
+                        index.to_ascii_uppercase().contains("UNIQUE") && index.contains("(`slug`)")
+                    })
+                });
+            if !unique_slug {
+                drift.push(Drift {
+                    collection: "tenants".into(),
+                    subject: "index on slug".into(),
+                    expected: "a unique index on `slug` (two tenants with one slug share a Coolify project and domains)".into(),
+                    actual: "missing: find tenants sharing a slug (SELECT slug FROM tenants GROUP BY slug HAVING COUNT(*) > 1), give them distinct slugs, then `cfa pb install` and restart PocketBase".into(),
+                });
             }
             for (rule, guard) in [
                 ("updateRule", TENANT_UPDATE_GUARD),
@@ -372,14 +417,32 @@ pub async fn check(
                 ],
                 true,
             );
-            let create = stack_create_rule();
-            let update = stack_update_rule();
+            let own = verified(OWN_STACK);
+            let create = verified(&stack_create_rule());
+            let update = verified(&stack_update_rule());
             compare_rules(
                 &mut drift,
                 "agent_stacks",
                 &stacks,
-                [Some(OWN_STACK), Some(OWN_STACK), Some(&create), Some(&update), Some(OWN_STACK)],
+                [Some(&own), Some(&own), Some(&create), Some(&update), None],
             );
+            let cascades = stacks
+                .get("fields")
+                .and_then(Value::as_array)
+                .and_then(|fields| {
+                    fields.iter().find(|field| field.get("name") == Some(&Value::from("tenant_id")))
+                })
+                .and_then(|field| field.get("cascadeDelete"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            if cascades {
+                drift.push(Drift {
+                    collection: "agent_stacks".into(),
+                    subject: "field tenant_id".into(),
+                    expected: "cascadeDelete false (deleting a tenant must not delete records of running services)".into(),
+                    actual: "cascadeDelete true".into(),
+                });
+            }
             compare_indexes(
                 &mut drift,
                 "agent_stacks",
@@ -388,6 +451,7 @@ pub async fn check(
                     "idx_agent_stacks_tenant_stack",
                     "idx_agent_stacks_tenant",
                     "idx_agent_stacks_status",
+                    "idx_agent_stacks_domain",
                 ],
             );
         }
@@ -556,6 +620,7 @@ mod tests {
         assert!(MIGRATIONS[0].1.contains(TENANT_UPDATE_GUARD));
         assert!(MIGRATIONS[0].1.contains(TENANT_CREATE_GUARD));
         assert!(MIGRATIONS[3].1.contains(TENANT_LIMITS_GUARD));
+        assert!(MIGRATIONS[5].1.contains(VERIFIED_GUARD));
     }
 
     #[test]

@@ -50,6 +50,14 @@ pub struct TenantPatch {
     pub resource_limits: Option<Option<Resources>>,
 }
 
+/// A `users` account, as tenant onboarding needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserAccount {
+    pub id: String,
+    /// The account proved its e-mail (PocketBase's `verified`).
+    pub verified: bool,
+}
+
 /// A stack (`agent_stacks` record).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentStack {

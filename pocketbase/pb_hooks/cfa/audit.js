@@ -44,6 +44,18 @@ function snapshotOf(record) {
   return snapshot;
 }
 
+// How the engine names a stack in the audit log: its tenant's slug and its stack name (not
+// record ids), so `cfa audit --tenant <slug>` finds what tenants did too.
+function namesOf(app, record) {
+  let tenant = record.getString("tenant_id");
+  try {
+    tenant = app.findRecordById("tenants", tenant).getString("slug") || tenant;
+  } catch (_) {
+    // An unknown tenant id: keep the id.
+  }
+  return { tenant: tenant, stack: record.getString("stack_name") || record.id };
+}
+
 // Appends one entry with `app`, which must be the transaction's app when inside one (writing
 // through $app there would wait forever for the single write connection).
 function append(app, entry) {
@@ -60,4 +72,4 @@ function append(app, entry) {
   app.save(record);
 }
 
-module.exports = { actorOf, snapshotOf, append };
+module.exports = { actorOf, snapshotOf, namesOf, append };

@@ -194,6 +194,13 @@ pub(crate) fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(args.data_dir.join("pocketbase"))
         .with_context(|| format!("cannot create `{}`", args.data_dir.display()))?;
+    // PocketBase writes its files 0644 and holds the superuser token secret there: the folders
+    // are the operator's alone.
+    for dir in [args.data_dir.clone(), args.data_dir.join("pocketbase")] {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make `{}` private", dir.display()))?;
+    }
     let data_dir = args.data_dir.canonicalize()?;
     let tools_dir =
         data_dir.parent().map_or_else(|| data_dir.join("tools"), |parent| parent.join("tools"));
@@ -233,7 +240,8 @@ async fn demo(
             "# Written by `cfa demo`: the demo's PocketBase and Coolify sandbox (valid while it runs).\n\
              [coolify]\nurl = \"{}\"\ntoken = \"{token}\"\n\n\
              [pocketbase]\nurl = \"{}\"\nemail = \"{email}\"\npassword = \"{password}\"\n\n\
-             [platform]\nbase_domain = \"demo.cloudfreedom.test\"\ntemplates_dir = \"{}\"\n\n\
+             [platform]\nbase_domain = \"demo.cloudfreedom.test\"\ntemplates_dir = \"{}\"\n\
+             router_origins = [\"https://router.demo.cloudfreedom.test\"]\n\n\
              [engine]\npoll_interval = \"500ms\"\nstatus_lag = \"0s\"\ndelete_grace = \"0s\"\n\n\
              [[servers]]\nuuid = \"{}\"\nname = \"sandbox\"\ncores = 12\nmemory_gb = 31\nfree_disk_gb = 24\n",
             sandbox.base_url(),
@@ -248,11 +256,15 @@ async fn demo(
     // The demo tenant, once.
     if connected.pocketbase.tenant_by_slug(DEMO_TENANT).await.is_err() {
         let initial = Password::new(Alphanumeric.sample_string(&mut rand::rng(), 24));
-        let (user_id, _) = connected
-            .pocketbase
-            .user_find_or_create(DEMO_OWNER, &initial)
-            .await
-            .context("cannot create the demo tenant's owner")?;
+        // The demo's own PocketBase: its owner account is the demo's, verified or not.
+        let user_id = match connected.pocketbase.user_by_email(DEMO_OWNER).await? {
+            Some(account) => account.id,
+            None => connected
+                .pocketbase
+                .user_create_verified(DEMO_OWNER, &initial)
+                .await
+                .context("cannot create the demo tenant's owner")?,
+        };
         connected
             .pocketbase
             .tenant_create(&NewTenant {

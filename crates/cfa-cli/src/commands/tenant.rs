@@ -4,6 +4,7 @@
 
 use anyhow::Context;
 use cfa_core::TenantSlug;
+use cfa_core::onboarding::{ExistingAccount, OwnerDecision, owner_decision};
 use cfa_core::plan::{PlanTable, PlanTier};
 use cfa_core::resources::Resources;
 use cfa_pocketbase::{
@@ -15,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::args::{GlobalArgs, OutputFormat};
 use crate::commands::stacks::tenant_by_slug;
-use crate::platform::Platform;
+use crate::platform::{Platform, engine_error};
 use crate::{exit, output};
 
 /// `max_stacks` for a plan without a count limit (PocketBase's number field needs a value).
@@ -43,9 +44,14 @@ pub(crate) struct CreateArgs {
     /// The display name (default: the slug).
     #[arg(long)]
     pub(crate) name: Option<String>,
-    /// The owner's e-mail; their PocketBase user is created when missing.
+    /// The owner's e-mail; their PocketBase user is created (verified) when missing.
     #[arg(long)]
     pub(crate) owner_email: String,
+    /// Adopt an existing account with that e-mail that never verified it: its password is
+    /// replaced and the owner signs in through a password reset (whoever registered it first
+    /// loses it). Without this, such an account is refused.
+    #[arg(long)]
+    pub(crate) adopt_existing: bool,
     /// starter, team, business or sovereign.
     #[arg(long, default_value = "starter", value_parser = parse_plan)]
     pub(crate) plan: PlanTier,
@@ -188,15 +194,44 @@ async fn create(global: &GlobalArgs, platform: &Platform, args: CreateArgs) -> a
             "tenant `{slug}` already exists\nhint: `cfa tenant show {slug}`; `cfa tenant set-plan` changes its plan"
         )));
     }
+    platform.engine.check_new_tenant_slug(slug.as_str()).await.map_err(engine_error)?;
     // The owner sets their own password through PocketBase's reset; this one is never shown.
     let initial_password = Password::new(Alphanumeric.sample_string(&mut rand::rng(), 32));
-    let (user_id, user_created) = platform
+    let email = &args.owner_email;
+    let account = platform
         .pocketbase
-        .user_find_or_create(&args.owner_email, &initial_password)
+        .user_by_email(email)
         .await
-        .with_context(|| {
-            format!("cannot find or create the PocketBase user `{}`", args.owner_email)
-        })?;
+        .with_context(|| format!("cannot look up the PocketBase user `{email}`"))?;
+    let existing = match &account {
+        None => ExistingAccount::None,
+        Some(account) if account.verified => ExistingAccount::Verified,
+        Some(_) => ExistingAccount::Unverified,
+    };
+    let (user_id, user_created) = match (owner_decision(existing, args.adopt_existing), account) {
+        (OwnerDecision::Adopt, Some(account)) => (account.id, false),
+        (OwnerDecision::Claim, Some(account)) => {
+            platform
+                .pocketbase
+                .user_claim(&account.id, &initial_password)
+                .await
+                .with_context(|| format!("cannot claim the PocketBase user `{email}`"))?;
+            (account.id, false)
+        }
+        (OwnerDecision::Refuse, _) => {
+            return Err(exit::refused(anyhow::format_err!(
+                "the PocketBase user `{email}` exists but never verified its e-mail: whoever registered it would own tenant `{slug}`\nhint: have the owner verify the e-mail first, or pass --adopt-existing to replace its password (the owner then signs in through a password reset)"
+            )));
+        }
+        _ => {
+            let id = platform
+                .pocketbase
+                .user_create_verified(email, &initial_password)
+                .await
+                .with_context(|| format!("cannot create the PocketBase user `{email}`"))?;
+            (id, true)
+        }
+    };
     let tenant = platform
         .pocketbase
         .tenant_create(&NewTenant {

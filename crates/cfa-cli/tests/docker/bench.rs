@@ -101,6 +101,7 @@ async fn measure(mut case: Case) -> Row {
     })
     .await;
     let standins = StandIns::start(&world).await;
+    world.set_router_url(&standins.router_url);
     if case.template == "telegram-bot" {
         world.set_operator_env("TELEGRAM_API_URL", &standins.telegram_url);
     }

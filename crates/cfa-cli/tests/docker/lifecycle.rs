@@ -368,6 +368,7 @@ pub(crate) async fn run_case(case: Case, tag: String) -> Figures {
     })
     .await;
     let standins = StandIns::start(&world).await;
+    world.set_router_url(&standins.router_url);
     if bot {
         // The bot's template has no Telegram API URL parameter (a tenant must not point it
         // elsewhere): the operator sets TELEGRAM_API_URL on the service in Coolify.

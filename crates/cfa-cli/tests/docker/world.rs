@@ -135,6 +135,8 @@ pub(crate) struct World {
     pub(crate) host_ip: IpAddr,
     /// The platform's bucket (moto): Coolify's backups upload here, final backups stay here.
     pub(crate) moto: MotoServer,
+    /// `CFA_ROUTER_URL` for every later command: the Router stand-in, whose origin is allowed.
+    router_url: Mutex<Option<String>>,
 }
 
 /// How a world is set up.
@@ -256,6 +258,7 @@ impl World {
                 "[coolify]\nurl = \"{pass_url}\"\ntoken = \"{}\"\nrequests_per_minute = 100000\n\
                  [pocketbase]\nurl = \"{}\"\nemail = \"{SUPERUSER_EMAIL}\"\npassword = \"{SUPERUSER_PASSWORD}\"\n\
                  [platform]\nbase_domain = \"agents.test\"\ntemplates_dir = \"{}\"\n{probe}\
+                 router_origins = [\"https://router.agents.test\"]\n\
                  [engine]\npoll_interval = \"{}\"\nprobe_interval = \"200ms\"\nstatus_lag = \"{}\"\n\
                  deploy_timeout = \"10m\"\ndelete_grace = \"0s\"\n{backups}\
                  [[servers]]\nuuid = \"{}\"\ncores = 12\nmemory_gb = 31\nfree_disk_gb = 24\n",
@@ -277,6 +280,7 @@ impl World {
             templates,
             host_ip,
             moto,
+            router_url: Mutex::new(None),
         }
     }
 
@@ -300,6 +304,9 @@ impl World {
         ] {
             command.env_remove(variable);
         }
+        if let Some(router_url) = self.router_url.lock().unwrap().clone() {
+            command.env("CFA_ROUTER_URL", router_url);
+        }
         command.kill_on_drop(true);
         let started = Instant::now();
         let output = tokio::time::timeout(Duration::from_secs(420), command.output())
@@ -317,6 +324,11 @@ impl World {
     pub(crate) async fn cfa_owned(&self, args: &[String]) -> Run {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.cfa(&args).await
+    }
+
+    /// From now on, `cfa` runs with `CFA_ROUTER_URL` set: the Router the platform allows.
+    pub(crate) fn set_router_url(&self, url: &str) {
+        *self.router_url.lock().unwrap() = Some(url.to_owned());
     }
 
     /// From now on, before each start the operator sets `key` on the service in Coolify.

@@ -54,7 +54,7 @@ impl World {
             format!(
                 "[coolify]\nurl = \"{}\"\ntoken = \"{}\"\n\
                  [pocketbase]\nurl = \"{}\"\nemail = \"{SUPERUSER_EMAIL}\"\npassword = \"{SUPERUSER_PASSWORD}\"\n\
-                 [platform]\nbase_domain = \"agents.test\"\n\
+                 [platform]\nbase_domain = \"agents.test\"\nrouter_origins = [\"https://router.agents.test\"]\n\
                  [engine]\npoll_interval = \"100ms\"\nstatus_lag = \"0s\"\ndeploy_timeout = \"20s\"\ndelete_grace = \"0s\"\n\
                  [[servers]]\nuuid = \"{}\"\ncores = 12\nmemory_gb = 31\nfree_disk_gb = 24\n",
                 sandbox.base_url(),
@@ -597,4 +597,40 @@ async fn doctor_checks_the_backup_bucket_and_coolifys_s3_storage() {
     // Without [backups], doctor warns what it means for deletes.
     let doctor = world.cfa(&["doctor"]).await;
     assert!(line(&doctor.stdout, "warn", "backups"), "{}", doctor.stdout);
+}
+
+/// Sign-up is open: whoever registers the owner's e-mail first must not get the tenant. The
+/// operator's `tenant create` refuses an unverified account, and `--adopt-existing` claims it
+/// (the registrant's password stops working; the owner signs in through a password reset).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_is_never_given_to_whoever_registered_its_email_first() {
+    let world = World::start().await;
+    let email = "owner@victim.test";
+    let password = "squatter-Passw0rd!";
+    let signup = reqwest::Client::new()
+        .post(format!("{}/api/collections/users/records", world.pocketbase.url()))
+        .json(&json!({ "email": email, "password": password, "passwordConfirm": password }))
+        .send()
+        .await
+        .unwrap();
+    assert!(signup.status().is_success(), "{}", signup.status());
+
+    let refused = world.cfa(&["tenant", "create", "victim", "--owner-email", email]).await;
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert!(refused.stderr.contains("--adopt-existing"), "{}", refused.stderr);
+    let listed = world.cfa(&["tenant", "list", "--output", "json"]).await;
+    assert!(!listed.stdout.contains("victim"), "{}", listed.stdout);
+
+    let adopted = world
+        .cfa(&["tenant", "create", "victim", "--owner-email", email, "--adopt-existing"])
+        .await;
+    assert_eq!(adopted.code, 0, "{}", adopted.stderr);
+    let squatter = cfa_pocketbase::PocketBaseClient::connect(
+        world.pocketbase.url(),
+        "users",
+        email,
+        cfa_pocketbase::Password::new(password),
+    )
+    .await;
+    assert!(squatter.is_err(), "the registrant's password still works");
 }

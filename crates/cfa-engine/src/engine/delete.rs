@@ -17,7 +17,7 @@ use cfa_coolify::CoolifyErrorKind;
 use cfa_coolify::types::{BackupScheduleRequest, DeleteServiceOptions};
 use cfa_core::StackName;
 use cfa_core::plan::BackupPolicy;
-use cfa_pocketbase::AuditOutcome;
+use cfa_pocketbase::{AuditOutcome, StackPatch};
 use serde_json::{Value, json};
 
 use super::{ENVIRONMENT, Engine, Progress, redact_record};
@@ -115,6 +115,19 @@ impl Engine {
                 }
                 drop(tenant_lock);
                 self.failpoint(&subject, Step::DeleteProject)?;
+            }
+            // PocketBase refuses to delete a record that names a service (pb_hooks): the
+            // service is gone now, so the record stops naming it, then goes.
+            if record.coolify_service_uuid.as_deref().is_some_and(|uuid| !uuid.is_empty()) {
+                let patch = StackPatch {
+                    coolify_service_uuid: Some(String::new()),
+                    ..StackPatch::default()
+                };
+                self.inner
+                    .pocketbase
+                    .stack_update(&record.id, &patch)
+                    .await
+                    .map_err(|error| subject.pocketbase(Step::DeleteRecord, error))?;
             }
             self.inner
                 .pocketbase

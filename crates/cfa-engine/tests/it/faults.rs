@@ -159,6 +159,31 @@ async fn coolify_down_mid_provision_is_a_clear_recorded_error_and_a_rerun_conver
     let record = &world.stacks_of(&tenant_id).await[0];
     assert_eq!(record.status, StackStatus::Error);
     assert_eq!(record.error_message.as_deref(), Some(error.record_message().as_str()));
+    // The tenant reads `error_message`: the step, not Coolify's address or its answer; the
+    // operator's audit entry keeps the whole error.
+    let tenant_reads = record.error_message.clone().unwrap_or_default();
+    assert!(tenant_reads.contains("`create_service`"), "{tenant_reads}");
+    for internal in [link.base_url.as_str(), "CFA_COOLIFY_URL", "Coolify"] {
+        assert!(
+            !tenant_reads.contains(internal),
+            "`{internal}` leaks to the tenant: {tenant_reads}"
+        );
+    }
+    let audit = world
+        .pb
+        .audit_list(&cfa_pocketbase::AuditQuery {
+            tenant: Some("down".to_owned()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        audit.iter().any(|entry| entry
+            .error
+            .as_deref()
+            .is_some_and(|error| error.contains("CFA_COOLIFY_URL"))),
+        "the operator's audit entry keeps the detail"
+    );
     // Nothing else changed: the project made before the cut, no service.
     assert_eq!(world.coolify_counts("down", "bot").await, (1, 0));
     assert_eq!(world.all_services().await, 0);

@@ -161,6 +161,7 @@ impl World {
         settings.delete_grace = Duration::ZERO;
         settings.probe.base_url = Some(format!("http://{router_address}").parse().unwrap());
         settings.probe.timeout = Duration::from_secs(2);
+        settings.url_origins = vec!["https://router.cloudfreedom.test".to_owned()];
         let moto = MotoServer::start("platform-backups").await.unwrap();
         let coolify_s3_storage_uuid = sandbox.add_s3_storage("platform", moto.settings());
         settings.final_backups = Some(FinalBackupSettings {

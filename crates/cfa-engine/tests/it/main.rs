@@ -6,3 +6,4 @@ mod harness;
 mod lifecycle;
 mod refusals;
 mod status_lag;
+mod tenant_attacks;

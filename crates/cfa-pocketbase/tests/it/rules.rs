@@ -39,7 +39,7 @@ async fn another_tenant_cannot_list_view_update_delete_or_create_under_a() {
         .unwrap_err();
     assert_eq!(update.kind, PocketBaseErrorKind::NotFound);
     let delete = world.b.stack_delete(&stack.id).await.unwrap_err();
-    assert_eq!(delete.kind, PocketBaseErrorKind::NotFound);
+    assert_eq!(delete.kind, PocketBaseErrorKind::Forbidden);
     let create = world.b.stack_create(&pending(&world.tenant_a, "planted")).await.unwrap_err();
     assert_eq!(create.kind, PocketBaseErrorKind::BadRequest);
 
@@ -281,4 +281,132 @@ async fn a_custom_ceiling_must_be_well_formed() {
         .await
         .unwrap();
     assert_eq!(cleared.resource_limits, None);
+}
+
+/// While a stack's Coolify service exists its record stays, whoever deletes: the tenant
+/// (superusers only may delete), a superuser or the dashboard (the hook refuses a record that
+/// names a service), or the deletion of its tenant (no cascade). It keeps counting against the
+/// quota until the engine has cleared the service and deleted it.
+#[tokio::test]
+async fn the_record_of_a_deployed_stack_cannot_be_deleted_by_anyone() {
+    let world = world(1).await;
+    let stack = world.a.stack_create(&pending(&world.tenant_a, "deployed")).await.unwrap();
+    let recorded = StackPatch {
+        coolify_service_uuid: Some("svc-deployed".into()),
+        status: Some(StackStatus::Running),
+        ..StackPatch::default()
+    };
+    world.superuser.stack_update(&stack.id, &recorded).await.unwrap();
+
+    let by_tenant = world.a.stack_delete(&stack.id).await.unwrap_err();
+    assert_eq!(by_tenant.kind, PocketBaseErrorKind::Forbidden, "{by_tenant}");
+    let by_superuser = world.superuser.stack_delete(&stack.id).await.unwrap_err();
+    assert!(by_superuser.to_string().contains("service still exists"), "{by_superuser}");
+    let path = format!("api/collections/tenants/records/{}", world.tenant_a.id);
+    let tenant_gone = world.superuser.call_raw(Method::DELETE, &path, None).await;
+    assert!(tenant_gone.is_err(), "deleting a tenant with stacks must be refused");
+    assert_eq!(world.stack_count(&world.tenant_a.id).await, 1, "the record outlives every try");
+    let second = world.a.stack_create(&pending(&world.tenant_a, "second")).await.unwrap_err();
+    assert_eq!(second.kind, PocketBaseErrorKind::StackLimitReached, "it still counts");
+
+    // The engine's way: the service is gone, the record stops naming it, then goes.
+    let cleared = StackPatch { coolify_service_uuid: Some(String::new()), ..StackPatch::default() };
+    world.superuser.stack_update(&stack.id, &cleared).await.unwrap();
+    world.superuser.stack_delete(&stack.id).await.unwrap();
+    assert_eq!(world.stack_count(&world.tenant_a.id).await, 0);
+}
+
+/// A slug names a tenant's Coolify project and domains: no second tenant gets it and no write
+/// changes it, superusers included.
+#[tokio::test]
+async fn slugs_are_unique_and_never_change() {
+    let world = world(1).await;
+    let (user_c, _) = world.server.user("c@tenant.test").await.unwrap();
+    let twin = world
+        .superuser
+        .tenant_create(&cfa_pocketbase::NewTenant {
+            name: "Twin".into(),
+            slug: "tenant-a".into(),
+            user_id: user_c,
+            max_stacks: None,
+            plan_tier: None,
+            resource_limits: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            twin.kind,
+            PocketBaseErrorKind::BadRequest | PocketBaseErrorKind::NotUnique { .. }
+        ),
+        "{twin}"
+    );
+    for slug in ["tenant-a", "tenant-b2"] {
+        let renamed = world
+            .superuser
+            .tenant_update(
+                &world.tenant_b.id,
+                &TenantPatch { slug: Some(slug.into()), ..TenantPatch::default() },
+            )
+            .await
+            .unwrap_err();
+        assert!(renamed.to_string().contains("slug"), "{renamed}");
+    }
+    assert_eq!(world.superuser.tenant_by_slug("tenant-b").await.unwrap().id, world.tenant_b.id);
+}
+
+/// Sign-up is open and unverified: an account made by whoever registered an e-mail first is
+/// nobody's owner. Even made a tenant's owner, it sees and changes nothing.
+#[tokio::test]
+async fn an_unverified_account_sees_and_changes_nothing_even_as_owner() {
+    let world = world(3).await;
+    let email = "squatter@tenant.test";
+    let password = "squatter-Passw0rd!";
+    let signup = reqwest::Client::new()
+        .post(format!("{}/api/collections/users/records", world.server.url()))
+        .json(&json!({ "email": email, "password": password, "passwordConfirm": password }))
+        .send()
+        .await
+        .unwrap();
+    assert!(signup.status().is_success(), "sign-up is open: {}", signup.status());
+    let squatter_id =
+        signup.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let tenant = world
+        .superuser
+        .tenant_create(&cfa_pocketbase::NewTenant {
+            name: "Victim".into(),
+            slug: "victim".into(),
+            user_id: squatter_id,
+            max_stacks: Some(3),
+            plan_tier: None,
+            resource_limits: None,
+        })
+        .await
+        .unwrap();
+    let squatter = cfa_pocketbase::PocketBaseClient::connect(
+        world.server.url(),
+        "users",
+        email,
+        cfa_pocketbase::Password::new(password),
+    )
+    .await
+    .expect("PocketBase lets an unverified account sign in");
+    assert_eq!(
+        squatter.tenant_view(&tenant.id).await.unwrap_err().kind,
+        PocketBaseErrorKind::NotFound
+    );
+    let listed =
+        squatter.stack_list(&StackFilter::default(), &ListOptions::default()).await.unwrap();
+    assert!(listed.items.is_empty());
+    let create = squatter.stack_create(&pending(&tenant, "mine")).await.unwrap_err();
+    assert_eq!(create.kind, PocketBaseErrorKind::BadRequest, "{create}");
+    let rename = squatter
+        .tenant_update(
+            &tenant.id,
+            &TenantPatch { name: Some("Mine now".into()), ..TenantPatch::default() },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(rename.kind, PocketBaseErrorKind::NotFound, "{rename}");
+    assert_eq!(world.stack_count(&tenant.id).await, 0);
 }

@@ -270,3 +270,47 @@ async fn migrating_down_gives_back_the_preexisting_tenants_with_its_records() {
         assert_eq!(error.kind, PocketBaseErrorKind::NotFound, "{gone}");
     }
 }
+
+/// The production path with slugs already shared: the migration does not guess (no unique
+/// index, `cfa pb check` says why), lookups refuse to pick one, and no write adds another
+/// twin or renames a slug, the owner's own rules notwithstanding.
+#[tokio::test]
+async fn shared_slugs_in_a_preexisting_tenants_are_reported_and_never_guessed() {
+    let (mut server, owner) = legacy_server().await;
+    let superuser = server.superuser().await.unwrap();
+    let twin = json!({"name": "Twin of 1", "slug": "legacy-1", "user_id": owner});
+    superuser.call_raw(Method::POST, "api/collections/tenants/records", Some(&twin)).await.unwrap();
+    server.install_and_restart(&repository_template_names()).await.unwrap();
+    let superuser = server.superuser().await.unwrap();
+
+    let drift = schema::check(&superuser, &repository_template_names()).await.unwrap();
+    assert!(
+        drift.iter().any(|drift| drift.collection == "tenants" && drift.subject == "index on slug"),
+        "{drift:?}"
+    );
+    let ambiguous = superuser.tenant_by_slug("legacy-1").await.unwrap_err();
+    assert_eq!(ambiguous.kind, PocketBaseErrorKind::Ambiguous, "{ambiguous}");
+    assert_eq!(superuser.tenant_by_slug("legacy-2").await.unwrap().name, "Legacy 2");
+
+    let third = json!({"name": "Third", "slug": "legacy-2", "user_id": owner});
+    let refused =
+        superuser.call_raw(Method::POST, "api/collections/tenants/records", Some(&third)).await;
+    assert!(refused.is_err(), "a new twin is refused");
+    // The legacy owner rule lets the owner edit its record, not move it onto another slug.
+    let owner_client = cfa_pocketbase::PocketBaseClient::connect(
+        server.url(),
+        "users",
+        "legacy@tenant.test",
+        cfa_pocketbase::Password::new(cfa_pocketbase::testing::USER_PASSWORD),
+    )
+    .await
+    .unwrap();
+    let legacy_two = superuser.tenant_by_slug("legacy-2").await.unwrap();
+    let path = format!("api/collections/tenants/records/{}", legacy_two.id);
+    for slug in ["legacy-3", "legacy-1"] {
+        let moved =
+            owner_client.call_raw(Method::PATCH, &path, Some(&json!({ "slug": slug }))).await;
+        assert!(moved.is_err(), "the owner renamed its slug to {slug}");
+    }
+    assert_eq!(superuser.tenant_by_slug("legacy-2").await.unwrap().id, legacy_two.id);
+}
