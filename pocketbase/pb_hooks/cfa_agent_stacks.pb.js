@@ -95,3 +95,20 @@ onRecordDelete((e) => {
   }
   e.next();
 }, "agent_stacks");
+
+// `config` holds only the template's declared non-secret parameters, each valid as the
+// renderer checks it (cfa/config.js, rules generated from the catalogue). Checked when it
+// changes, whoever writes (model-level): an older record whose config predates the rules stays
+// manageable until someone writes its config.
+onRecordValidate((e) => {
+  const raw = e.record.getString("config");
+  if (e.record.isNew() || e.record.original().getString("config") !== raw) {
+    const problem = require(`${__hooks}/cfa/config.js`).problemOfConfig(e.record.getString("template"), raw);
+    if (problem !== null) {
+      throw new BadRequestError("Invalid config.", {
+        config: new ValidationError("invalid_config", problem),
+      });
+    }
+  }
+  e.next();
+}, "agent_stacks");

@@ -66,6 +66,14 @@ pub fn repository_template_names() -> Vec<String> {
     names
 }
 
+/// The `config` rules of this repository's catalogue (`cfa-templates`), as `cfa pb install`
+/// writes them.
+pub fn repository_config_rules() -> serde_json::Value {
+    cfa_templates::Catalogue::load(&cfa_templates::repository_templates_dir())
+        .map(|catalogue| cfa_templates::params::config_rules(&catalogue))
+        .unwrap_or_else(|_| serde_json::json!({}))
+}
+
 /// `CFA_POCKETBASE_BIN`, else `pocketbase` on PATH.
 pub fn pocketbase_binary() -> Result<PathBuf, TestPocketBaseError> {
     if let Some(path) = std::env::var_os("CFA_POCKETBASE_BIN") {
@@ -90,7 +98,8 @@ impl TestPocketBase {
         template_names: &[String],
     ) -> Result<TestPocketBase, TestPocketBaseError> {
         let mut server = TestPocketBase::prepare()?;
-        install(server.directory.path(), template_names).map_err(TestPocketBaseError::Install)?;
+        install(server.directory.path(), template_names, &repository_config_rules())
+            .map_err(TestPocketBaseError::Install)?;
         server.launch().await?;
         Ok(server)
     }
@@ -221,7 +230,8 @@ impl TestPocketBase {
         &mut self,
         template_names: &[String],
     ) -> Result<(), TestPocketBaseError> {
-        install(self.directory.path(), template_names).map_err(TestPocketBaseError::Install)?;
+        install(self.directory.path(), template_names, &repository_config_rules())
+            .map_err(TestPocketBaseError::Install)?;
         self.restart().await
     }
 

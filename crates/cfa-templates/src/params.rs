@@ -169,6 +169,62 @@ pub(crate) fn check_value(
     Ok(canonical)
 }
 
+/// Checks one value of one of `template`'s parameters exactly as a render does; the canonical
+/// value on success.
+pub fn check_parameter(
+    template: &Template,
+    name: &str,
+    value: &str,
+) -> Result<String, ParameterError> {
+    let Some(parameter) = template.manifest.parameters.get(name) else {
+        return Err(ParameterError::Unknown {
+            template: template.name().to_owned(),
+            name: shown_name(name),
+            known: template.manifest.parameters.keys().cloned().collect::<Vec<_>>().join(", "),
+        });
+    };
+    check_value(name, parameter, template.patterns.get(name), value)
+}
+
+/// What PocketBase's `config` hook (`pocketbase/pb_hooks/cfa/config.js`) checks, from the one
+/// definition (the catalogue): per template, each non-secret parameter's type, longest value,
+/// multiline flag, enum values, integer range and pattern. Secrets are absent, so a `config`
+/// naming one is refused.
+pub fn config_rules(catalogue: &crate::Catalogue) -> serde_json::Value {
+    let mut templates = serde_json::Map::new();
+    for template in catalogue.templates() {
+        let mut parameters = serde_json::Map::new();
+        for (name, parameter) in &template.manifest.parameters {
+            let kind = match parameter.kind {
+                ParameterType::Secret => continue,
+                ParameterType::String => "string",
+                ParameterType::Int => "int",
+                ParameterType::Bool => "bool",
+                ParameterType::Enum => "enum",
+                ParameterType::Url => "url",
+            };
+            let max_length = parameter.max_length.unwrap_or(match parameter.kind {
+                ParameterType::Url => URL_MAX_LENGTH,
+                _ => DEFAULT_MAX_LENGTH,
+            });
+            parameters.insert(
+                name.clone(),
+                serde_json::json!({
+                    "type": kind,
+                    "max_length": max_length,
+                    "multiline": parameter.kind == ParameterType::String && parameter.multiline,
+                    "values": parameter.values,
+                    "min": parameter.min,
+                    "max": parameter.max,
+                    "pattern": parameter.pattern,
+                }),
+            );
+        }
+        templates.insert(template.name().to_owned(), serde_json::Value::Object(parameters));
+    }
+    serde_json::Value::Object(templates)
+}
+
 /// Refuses a `url` parameter (given, or its default) whose origin (`scheme://host[:port]`) is
 /// not one of `allowed` (each a URL or an origin; paths are ignored). The programs connect to
 /// these URLs from inside the platform's network: without the allow-list a tenant could point

@@ -29,6 +29,16 @@ function snapshotOf(record) {
       case "json": {
         const raw = record.getString(name);
         snapshot[name] = raw ? JSON.parse(raw) : null;
+        // A credential pasted into a parameter never reaches the audit log.
+        const value = snapshot[name];
+        if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+          const looksSecret = require(`${__hooks}/cfa/config.js`).looksSecret;
+          for (const key of Object.keys(value)) {
+            if (looksSecret(value[key])) {
+              value[key] = "***";
+            }
+          }
+        }
         break;
       }
       case "number":

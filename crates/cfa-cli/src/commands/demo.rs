@@ -138,8 +138,9 @@ async fn start_pocketbase(
     email: &str,
     password: &str,
     template_names: &[String],
+    config_rules: &serde_json::Value,
 ) -> anyhow::Result<PocketBaseProcess> {
-    cfa_pocketbase::schema::install(pb_dir, template_names)
+    cfa_pocketbase::schema::install(pb_dir, template_names, config_rules)
         .context("cannot write our PocketBase migrations and hooks")?;
     let command = |extra: &[&str]| {
         let mut command = tokio::process::Command::new(binary);
@@ -219,9 +220,15 @@ async fn demo(
     let binary = pocketbase_binary(tools_dir)?;
     let (password, token) = credentials(data_dir)?;
     let email = "admin@demo.cloudfreedom.test";
-    let mut pocketbase =
-        start_pocketbase(&binary, &data_dir.join("pocketbase"), email, &password, &template_names)
-            .await?;
+    let mut pocketbase = start_pocketbase(
+        &binary,
+        &data_dir.join("pocketbase"),
+        email,
+        &password,
+        &template_names,
+        &cfa_templates::params::config_rules(&catalogue),
+    )
+    .await?;
 
     let sandbox = Sandbox::start(SandboxConfig {
         tokens: vec![SandboxToken::new(token.clone(), &[Ability::Root])],

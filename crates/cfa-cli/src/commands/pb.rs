@@ -46,7 +46,12 @@ pub(crate) fn run(global: &GlobalArgs, command: PbCommand) -> anyhow::Result<()>
     let catalogue = settings::catalogue(global)?;
     let template_names: Vec<String> = catalogue.names().map(str::to_owned).collect();
     match command {
-        PbCommand::Install(args) => install(global, &args, &template_names),
+        PbCommand::Install(args) => install(
+            global,
+            &args,
+            &template_names,
+            &cfa_templates::params::config_rules(&catalogue),
+        ),
         PbCommand::Check(args) => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -61,10 +66,12 @@ fn install(
     global: &GlobalArgs,
     args: &InstallArgs,
     template_names: &[String],
+    config_rules: &serde_json::Value,
 ) -> anyhow::Result<()> {
-    let report = schema::install(&args.pb_dir, template_names).with_context(|| {
-        format!("failed to install the PocketBase schema into `{}`", args.pb_dir.display())
-    })?;
+    let report =
+        schema::install(&args.pb_dir, template_names, config_rules).with_context(|| {
+            format!("failed to install the PocketBase schema into `{}`", args.pb_dir.display())
+        })?;
     let paths =
         |paths: &[PathBuf]| paths.iter().map(|path| path.display().to_string()).collect::<Vec<_>>();
     match global.output {

@@ -16,7 +16,7 @@ async fn every_tenant_change_is_audited_with_before_and_after() {
         .a
         .stack_update(
             &stack.id,
-            &StackPatch { config: Some(json!({"chat_ids": [7]})), ..StackPatch::default() },
+            &StackPatch { config: Some(json!({"allowed_chat_ids": "7"})), ..StackPatch::default() },
         )
         .await
         .unwrap();
@@ -53,7 +53,7 @@ async fn every_tenant_change_is_audited_with_before_and_after() {
     assert_eq!(create.before, json!(null));
     assert_eq!(create.after["stack_name"], "audited");
     assert_eq!(update.before["config"], json!(null));
-    assert_eq!(update.after["config"], json!({"chat_ids": [7]}));
+    assert_eq!(update.after["config"], json!({"allowed_chat_ids": "7"}));
     let all = world.superuser.audit_list(&AuditQuery::default()).await.unwrap();
     assert_eq!(all.len(), 2, "nothing else was audited: {all:?}");
 }

@@ -4,6 +4,7 @@
 mod audit;
 mod client;
 mod common;
+mod config;
 mod quota;
 mod rules;
 mod schema;

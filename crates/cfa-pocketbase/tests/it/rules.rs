@@ -210,11 +210,14 @@ async fn a_tenant_cannot_move_a_stack_or_write_engine_owned_fields() {
         .a
         .stack_update(
             &stack.id,
-            &StackPatch { config: Some(json!({"chat_ids": [42]})), ..StackPatch::default() },
+            &StackPatch {
+                config: Some(json!({"allowed_chat_ids": "42"})),
+                ..StackPatch::default()
+            },
         )
         .await
         .unwrap();
-    assert_eq!(config.config, json!({"chat_ids": [42]}));
+    assert_eq!(config.config, json!({"allowed_chat_ids": "42"}));
     let suspended = world
         .a
         .stack_update(
