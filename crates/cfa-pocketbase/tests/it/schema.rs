@@ -51,6 +51,18 @@ async fn legacy_server() -> (TestPocketBase, String) {
     (server, owner)
 }
 
+/// The legacy tenants' owner, signed in.
+async fn legacy_owner(server: &TestPocketBase) -> cfa_pocketbase::PocketBaseClient {
+    cfa_pocketbase::PocketBaseClient::connect(
+        server.url(),
+        "users",
+        "legacy@tenant.test",
+        cfa_pocketbase::Password::new(cfa_pocketbase::testing::USER_PASSWORD),
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn extending_a_preexisting_tenants_keeps_every_field_and_value() {
     let (mut server, owner) = legacy_server().await;
@@ -94,14 +106,7 @@ async fn extending_a_preexisting_tenants_keeps_every_field_and_value() {
         assert_eq!(after["resource_limits"], json!(null), "no custom ceiling");
     }
     // The legacy owner rule got our guard: the owner may still rename, not raise its quota.
-    let owner_client = cfa_pocketbase::PocketBaseClient::connect(
-        server.url(),
-        "users",
-        "legacy@tenant.test",
-        cfa_pocketbase::Password::new(cfa_pocketbase::testing::USER_PASSWORD),
-    )
-    .await
-    .unwrap();
+    let owner_client = legacy_owner(&server).await;
     assert_eq!(owner_client.auth_record_id().await.unwrap(), owner);
     let path =
         format!("api/collections/tenants/records/{}", before_records[0]["id"].as_str().unwrap());
@@ -297,14 +302,7 @@ async fn shared_slugs_in_a_preexisting_tenants_are_reported_and_never_guessed() 
         superuser.call_raw(Method::POST, "api/collections/tenants/records", Some(&third)).await;
     assert!(refused.is_err(), "a new twin is refused");
     // The legacy owner rule lets the owner edit its record, not move it onto another slug.
-    let owner_client = cfa_pocketbase::PocketBaseClient::connect(
-        server.url(),
-        "users",
-        "legacy@tenant.test",
-        cfa_pocketbase::Password::new(cfa_pocketbase::testing::USER_PASSWORD),
-    )
-    .await
-    .unwrap();
+    let owner_client = legacy_owner(&server).await;
     let legacy_two = superuser.tenant_by_slug("legacy-2").await.unwrap();
     let path = format!("api/collections/tenants/records/{}", legacy_two.id);
     for slug in ["legacy-3", "legacy-1"] {
