@@ -563,18 +563,7 @@ fn interpolations(value: &str) -> Vec<Interpolation> {
     let mut found = Vec::new();
     for captures in pattern.captures_iter(value) {
         if let Some(braced) = captures.get(1) {
-            let inner = braced.as_str();
-            let (name, default, required) = if let Some((name, default)) = inner.split_once(":-") {
-                (name, Some(default.to_owned()), false)
-            } else if let Some((name, _)) = inner.split_once(":?").or_else(|| inner.split_once('?'))
-            {
-                (name, None, true)
-            } else if let Some((name, default)) = inner.split_once('-') {
-                (name, Some(default.to_owned()), false)
-            } else {
-                (inner, None, false)
-            };
-            found.push(Interpolation { name: name.to_owned(), default, required });
+            found.push(split_reference(braced.as_str()));
         } else if let Some(bare) = captures.get(2) {
             found.push(Interpolation {
                 name: bare.as_str().to_owned(),
@@ -586,8 +575,7 @@ fn interpolations(value: &str) -> Vec<Interpolation> {
     found
 }
 
-/// The first `${...}` of a value that starts with `$`, split as Coolify's
-/// `splitOnOperatorOutsideNested` does (`:-`, `-`, `:?`, `?`).
+/// The first `${...}` of a value that starts with `$`, split by [`split_reference`].
 fn leading_variable(value: &str) -> Option<Interpolation> {
     let start = value.find("${")? + 2;
     let mut depth = 1;
@@ -605,7 +593,18 @@ fn leading_variable(value: &str) -> Option<Interpolation> {
             _ => {}
         }
     }
-    let content = &value[start..end?];
+    let reference = split_reference(&value[start..end?]);
+    let valid = !reference.name.is_empty()
+        && reference
+            .name
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || character == '_');
+    valid.then_some(reference)
+}
+
+/// The inside of `${...}`: `NAME`, `NAME:-default`, `NAME-default`, `NAME:?` or `NAME?`
+/// (Coolify's `splitOnOperatorOutsideNested`, compose's operators).
+fn split_reference(content: &str) -> Interpolation {
     let (name, default, required) = if let Some((name, default)) = content.split_once(":-") {
         (name, Some(default.to_owned()), false)
     } else if let Some((name, _)) = content.split_once(":?").or_else(|| content.split_once('?')) {
@@ -615,9 +614,7 @@ fn leading_variable(value: &str) -> Option<Interpolation> {
     } else {
         (content, None, false)
     };
-    let valid = !name.is_empty()
-        && name.chars().all(|character| character.is_ascii_alphanumeric() || character == '_');
-    valid.then(|| Interpolation { name: name.to_owned(), default, required })
+    Interpolation { name: name.to_owned(), default, required }
 }
 
 fn regex_lite() -> &'static regex::Regex {

@@ -278,7 +278,7 @@ impl Engine {
             let store_error = |error: BackupStoreError| {
                 subject.final_backup(
                     &storage.name,
-                    error.to_string().lines().next().unwrap_or_default().to_owned(),
+                    first_line(&error),
                     "check the bucket and cfa's access key (it needs list, read and write)",
                 )
             };
@@ -316,7 +316,7 @@ async fn coolify_archives(
     let failed = |error: BackupStoreError| {
         subject.final_backup(
             volume,
-            error.to_string().lines().next().unwrap_or_default().to_owned(),
+            first_line(&error),
             "check [backups] in cfa.toml (endpoint, bucket, access key) and that the bucket answers",
         )
     };
@@ -335,4 +335,8 @@ async fn coolify_archives(
 fn archive_unix_seconds(key: &str) -> Option<i64> {
     let stem = key.strip_suffix(".tar.gz")?;
     stem.rsplit('-').next()?.parse().ok()
+}
+
+fn first_line(error: &BackupStoreError) -> String {
+    error.to_string().lines().next().unwrap_or_default().to_owned()
 }
