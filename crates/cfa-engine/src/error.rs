@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use cfa_coolify::CoolifyError;
-use cfa_core::AdmissionError;
+use cfa_core::{AdmissionError, StackStatus};
 use cfa_pocketbase::PocketBaseError;
 
 use crate::steps::Step;
@@ -205,6 +205,27 @@ pub(crate) struct Subject {
 }
 
 impl Subject {
+    /// The planner said no: the stack's status does not allow the operation now.
+    pub(crate) fn plan_refused(&self, refusal: crate::plan::PlanRefusal) -> EngineError {
+        use crate::plan::Intent;
+        if refusal.reason == crate::plan::Refused::NoRecord {
+            return self.unknown_stack();
+        }
+        EngineError::InvalidState {
+            tenant: self.tenant.clone(),
+            stack: self.stack.clone(),
+            status: refusal.status.map_or("missing", StackStatus::as_str).to_owned(),
+            action: match refusal.intent {
+                Intent::Provision { .. } => "provisioned",
+                Intent::Suspend => "suspended",
+                Intent::Resume => "resumed",
+                Intent::Upgrade { .. } => "upgraded",
+                Intent::Delete { .. } => "deleted",
+            },
+            hint: refusal.reason.hint().to_owned(),
+        }
+    }
+
     pub(crate) fn unknown_stack(&self) -> EngineError {
         EngineError::UnknownStack { tenant: self.tenant.clone(), stack: self.stack.clone() }
     }

@@ -2,8 +2,8 @@
 //! ([`Engine::provision`], [`Engine::suspend`], [`Engine::resume`], [`Engine::upgrade`],
 //! [`Engine::delete`]) that converges Coolify to what PocketBase records.
 //!
-//! The pure core decides ([`cfa_core`] admits and judges health, [`steps::plan_provision`]
-//! plans the saga from what was observed); this crate executes, records and audits.
+//! The pure core decides ([`cfa_core`] admits and judges health, [`plan::plan`]
+//! plans every operation from what was observed); this crate executes, records and audits.
 //!
 //! **Architecture invariants:** secrets reach Coolify's env API only: never PocketBase, never
 //! a log line, never an error message. Every mutation appends an audit entry. A crash after any
@@ -12,13 +12,14 @@
 
 mod engine;
 mod error;
+pub mod plan;
 mod probe;
 mod settings;
 pub mod steps;
 
 pub use engine::{
-    DeleteOptions, DryRunAdmission, Engine, OperationDryRun, ProvisionDryRun, ProvisionRequest,
-    StackHealth, StackOutcome,
+    DeleteOptions, DryRunAdmission, Engine, OperationDryRun, OperationRequest, ProvisionDryRun,
+    ProvisionRequest, StackHealth, StackOutcome,
 };
 pub use error::{EngineError, ErrorClass, Refusal};
 pub use settings::{

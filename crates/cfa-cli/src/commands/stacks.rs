@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 use cfa_core::resources::format_megabytes;
+use cfa_engine::plan::PlannedCall;
 use cfa_engine::{
-    DryRunAdmission, OperationDryRun, ProvisionDryRun, ProvisionRequest, StackOutcome,
+    DryRunAdmission, OperationDryRun, OperationRequest, ProvisionDryRun, ProvisionRequest,
+    StackOutcome,
 };
 use cfa_pocketbase::{AgentStack, StackFilter, Tenant};
 use clap::Args;
@@ -148,14 +150,15 @@ pub(crate) async fn provision(
     if args.dry_run {
         let dry_run = platform.engine.dry_run_provision(&request).await.map_err(engine_error)?;
         print_provision_dry_run(global, &dry_run)?;
-        return match dry_run.admission {
-            DryRunAdmission::Refused { reason } => Err(exit::refused(anyhow::format_err!(
-                "dry run: provisioning `{}/{}` would be refused: {reason}",
-                request.tenant,
-                request.stack
-            ))),
-            _ => Ok(()),
+        let reason = match (dry_run.admission, dry_run.refusal) {
+            (DryRunAdmission::Refused { reason }, _) | (_, Some(reason)) => reason,
+            _ => return Ok(()),
         };
+        return Err(exit::refused(anyhow::format_err!(
+            "dry run: provisioning `{}/{}` would be refused: {reason}",
+            request.tenant,
+            request.stack
+        )));
     }
     let what = format!("provisioning {}/{}", request.tenant, request.stack);
     let outcome =
@@ -177,12 +180,14 @@ pub(crate) async fn suspend_or_resume(
     args: StackOperationArgs,
 ) -> anyhow::Result<()> {
     let (tenant, stack) = split_stack_path(&args.stack)?;
-    let (name, progress, verb) = match operation {
-        PowerOperation::Suspend => ("suspend", "suspending", "suspended (volumes kept)"),
-        PowerOperation::Resume => ("resume", "resuming", "resumed"),
+    let (request, progress, verb) = match operation {
+        PowerOperation::Suspend => {
+            (OperationRequest::Suspend, "suspending", "suspended (volumes kept)")
+        }
+        PowerOperation::Resume => (OperationRequest::Resume, "resuming", "resumed"),
     };
     if args.dry_run {
-        return dry_run_operation(global, platform, name, &tenant, &stack).await;
+        return dry_run_operation(global, platform, request, &tenant, &stack).await;
     }
     let work = async {
         match operation {
@@ -201,11 +206,12 @@ pub(crate) async fn upgrade(
     args: UpgradeArgs,
 ) -> anyhow::Result<()> {
     let (tenant, stack) = split_stack_path(&args.operation.stack)?;
-    if args.operation.dry_run {
-        return dry_run_operation(global, platform, "upgrade", &tenant, &stack).await;
-    }
     let parameters = parameters(&args.parameters, &args.parameter_files)?;
     let parameters = (!parameters.is_empty()).then_some(parameters);
+    if args.operation.dry_run {
+        let request = OperationRequest::Upgrade { parameters: parameters.as_ref() };
+        return dry_run_operation(global, platform, request, &tenant, &stack).await;
+    }
     let outcome = with_progress(
         &format!("upgrading {tenant}/{stack}"),
         platform.engine.upgrade(&tenant, &stack, parameters.as_ref()),
@@ -223,7 +229,8 @@ pub(crate) async fn delete(
 ) -> anyhow::Result<()> {
     let (tenant, stack) = split_stack_path(&args.operation.stack)?;
     if args.operation.dry_run {
-        return dry_run_operation(global, platform, "delete", &tenant, &stack).await;
+        return dry_run_operation(global, platform, OperationRequest::Delete, &tenant, &stack)
+            .await;
     }
     let options = cfa_engine::DeleteOptions {
         skip_grace: args.force,
@@ -251,12 +258,13 @@ pub(crate) async fn delete(
 async fn dry_run_operation(
     global: &GlobalArgs,
     platform: &Platform,
-    operation: &'static str,
+    request: OperationRequest<'_>,
     tenant: &str,
     stack: &str,
 ) -> anyhow::Result<()> {
     let dry_run =
-        platform.engine.dry_run_operation(operation, tenant, stack).await.map_err(engine_error)?;
+        platform.engine.dry_run_operation(request, tenant, stack).await.map_err(engine_error)?;
+    let operation = dry_run.operation;
     print_operation_dry_run(global, &dry_run)?;
     match &dry_run.refusal {
         Some(reason) => Err(exit::refused(anyhow::format_err!(
@@ -342,7 +350,8 @@ fn print_provision_dry_run(global: &GlobalArgs, dry_run: &ProvisionDryRun) -> an
             "compose": dry_run.compose_yaml,
             "environment": environment,
             "steps": dry_run.steps.iter().map(|step| step.as_str()).collect::<Vec<_>>(),
-            "calls": dry_run.calls,
+            "refusal": dry_run.refusal,
+            "calls": dry_run.calls.iter().map(PlannedCall::to_json).collect::<Vec<_>>(),
         })),
         OutputFormat::Text => {
             let mut text = format!(
@@ -368,6 +377,9 @@ fn print_provision_dry_run(global: &GlobalArgs, dry_run: &ProvisionDryRun) -> an
                 DryRunAdmission::Refused { reason } => {
                     text.push_str(&format!("REFUSED: {reason}\n"));
                 }
+            }
+            if let Some(reason) = &dry_run.refusal {
+                text.push_str(&format!("REFUSED: {reason}\n"));
             }
             text.push_str(&format!("limits:    {}\n", dry_run.limits));
             if let Some(domain) = &dry_run.domain {
@@ -403,7 +415,8 @@ fn print_operation_dry_run(global: &GlobalArgs, dry_run: &OperationDryRun) -> an
             "status": dry_run.status.as_str(),
             "coolify_service_uuid": dry_run.service_uuid,
             "refusal": dry_run.refusal,
-            "calls": dry_run.calls,
+            "steps": dry_run.steps.iter().map(|step| step.as_str()).collect::<Vec<_>>(),
+            "calls": dry_run.calls.iter().map(PlannedCall::to_json).collect::<Vec<_>>(),
         })),
         OutputFormat::Text => {
             let mut text = format!(

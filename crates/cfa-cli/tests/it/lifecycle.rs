@@ -164,7 +164,7 @@ async fn an_operator_runs_a_stack_through_its_whole_life() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|call| call.as_str().unwrap().starts_with("POST /api/v1/services"))
+            .any(|call| call["method"] == "POST" && call["route"] == "/api/v1/services")
     );
     assert!(plan["compose"].as_str().unwrap().contains("ghcr.io/cloudfreedom/telegram-bot"));
     let listed = world.cfa(&["list", "--output", "json"]).await;

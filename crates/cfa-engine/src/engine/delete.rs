@@ -14,14 +14,15 @@ use std::time::Instant;
 use cfa_backup_store::layout::{COOLIFY_VOLUME_BACKUPS, final_backup_key, is_coolify_archive_of};
 use cfa_backup_store::{BackupStoreError, StoredObject};
 use cfa_coolify::CoolifyErrorKind;
-use cfa_coolify::types::{BackupScheduleRequest, DeleteServiceOptions};
-use cfa_core::StackName;
+use cfa_coolify::types::BackupScheduleRequest;
 use cfa_core::plan::BackupPolicy;
 use cfa_pocketbase::{AuditOutcome, StackPatch};
 use serde_json::{Value, json};
 
-use super::{ENVIRONMENT, Engine, Progress, redact_record};
+use super::execute::Operation;
+use super::{ENVIRONMENT, Engine, redact_record};
 use crate::error::{EngineError, Subject};
+use crate::plan::{Intent, plan};
 use crate::settings::FinalBackupSettings;
 use crate::steps::Step;
 
@@ -64,80 +65,28 @@ impl Engine {
         options: DeleteOptions,
     ) -> Result<(), EngineError> {
         let subject = Subject { tenant: tenant.to_owned(), stack: stack.to_owned() };
-        let (slug, _) = self.parse_names(&subject)?;
-        let (tenant_record, _, lock) = self.existing(&subject).await?;
+        // An unknown stack is said at once, not after the grace period.
+        self.existing(&subject).await?;
         if !options.skip_grace && !self.inner.settings.delete_grace.is_zero() {
             tracing::warn!(tenant = %subject.tenant, stack = %subject.stack, grace = ?self.inner.settings.delete_grace, "deleting after the grace period; interrupt to cancel");
             tokio::time::sleep(self.inner.settings.delete_grace).await;
         }
-        let _guard = lock.lock().await;
-        let record = self.reread(&subject, &tenant_record.id, Step::DeleteService).await?;
-        let coolify = &self.inner.coolify;
-        let mut kept = Vec::new();
-        let result = async {
-            // The service: by the recorded uuid, else by name and marker (a crash before the
-            // record got it).
-            let mut progress = Progress { record: Some(record.clone()), ..Progress::default() };
-            let stack_name = StackName::parse(&subject.stack)
-                .map_err(|error| subject.invalid_input(error.to_string()))?;
-            self.observe(&subject, &slug, &stack_name, &mut progress).await?;
-            if let Some(service_uuid) = &progress.service_uuid {
-                let plan = self.inner.settings.plans.plan(tenant_record.plan_tier);
-                if let BackupPolicy::Daily { retention_days } = plan.backups {
-                    kept = self.final_backup(&subject, service_uuid, retention_days, options).await?;
-                    self.failpoint(&subject, Step::FinalBackup)?;
-                }
-                match coolify.delete_service_by_uuid(service_uuid, DeleteServiceOptions::default()).await {
-                    Ok(_) => {}
-                    Err(error) if error.is_not_found() => {}
-                    Err(error) => return Err(subject.coolify(Step::DeleteService, error)),
-                }
-                self.failpoint(&subject, Step::DeleteService)?;
-                self.wait_status(&subject, Step::WaitDeleted, service_uuid, |status| status.is_none()).await?;
-                self.failpoint(&subject, Step::WaitDeleted)?;
-            }
-            if let Some(project_uuid) = &progress.project_uuid {
-                let tenant_guard = Self::lock_for(&self.inner.tenant_locks, slug.as_str());
-                let tenant_lock = tenant_guard.lock().await;
-                let empty = match coolify.get_environment_by_name_or_uuid(project_uuid, ENVIRONMENT).await {
-                    Ok(environment) => environment.services.is_empty(),
-                    Err(error) if error.is_not_found() => true,
-                    Err(error) => return Err(subject.coolify(Step::DeleteProject, error)),
-                };
-                if empty {
-                    match coolify.delete_project_by_uuid(project_uuid).await {
-                        Ok(_) => tracing::info!(tenant = %subject.tenant, project_uuid = %project_uuid, "deleted the tenant's empty project"),
-                        Err(error) if error.is_not_found() => {}
-                        // Another resource arrived meanwhile (400): the project stays.
-                        Err(error) if matches!(error.kind, CoolifyErrorKind::BadRequest { .. }) => {}
-                        Err(error) => return Err(subject.coolify(Step::DeleteProject, error)),
-                    }
-                }
-                drop(tenant_lock);
-                self.failpoint(&subject, Step::DeleteProject)?;
-            }
-            // PocketBase refuses to delete a record that names a service (pb_hooks): the
-            // service is gone now, so the record stops naming it, then goes.
-            if record.coolify_service_uuid.as_deref().is_some_and(|uuid| !uuid.is_empty()) {
-                let patch = StackPatch {
-                    coolify_service_uuid: Some(String::new()),
-                    ..StackPatch::default()
-                };
-                self.inner
-                    .pocketbase
-                    .stack_update(&record.id, &patch)
-                    .await
-                    .map_err(|error| subject.pocketbase(Step::DeleteRecord, error))?;
-            }
-            self.inner
-                .pocketbase
-                .stack_delete(&record.id)
-                .await
-                .map_err(|error| subject.pocketbase(Step::DeleteRecord, error))?;
-            Ok(())
-        }
-        .await;
-        let after = match kept.as_slice() {
+        let mut begun = self.begin(&subject, true).await?;
+        let intent = self.delete_intent(&begun.tenant);
+        let steps =
+            plan(intent, &begun.observed).map_err(|refusal| subject.plan_refused(refusal))?;
+        let operation = Operation {
+            subject: &subject,
+            intent,
+            slug: &begun.slug,
+            stack_name: &begun.stack_name,
+            tenant: &begun.tenant,
+            rendered: None,
+            preferred_server: None,
+            delete_options: options,
+        };
+        let result = self.run_steps(&operation, &steps, &mut begun.progress).await;
+        let after = match begun.progress.kept.as_slice() {
             [] => Value::Null,
             kept => json!({ "final_backups": kept.iter().map(|archive| json!({
                 "volume": archive.volume, "key": archive.key, "size_bytes": archive.size_bytes,
@@ -145,37 +94,76 @@ impl Engine {
         };
         match result {
             Ok(()) => {
-                self.audit(
-                    &subject,
-                    "stack.delete",
-                    redact_record(&record),
-                    after,
-                    AuditOutcome::Ok,
-                    None,
-                )
-                .await;
+                let before = begun.progress.record.as_ref().map_or(Value::Null, redact_record);
+                self.audit(&subject, "stack.delete", before, after, AuditOutcome::Ok, None).await;
                 Ok(())
             }
-            Err(error) => {
-                if !matches!(error, EngineError::Injected { .. }) {
-                    self.audit(
-                        &subject,
-                        "stack.delete",
-                        redact_record(&record),
-                        after,
-                        AuditOutcome::Failed,
-                        Some(error.to_string()),
-                    )
-                    .await;
-                }
-                Err(error)
-            }
+            Err(error) => Err(self.failed(&operation, &begun.progress, error).await),
         }
+    }
+
+    /// A delete keeps a final backup when the tenant's plan backs volumes up.
+    pub(super) fn delete_intent(&self, tenant: &cfa_pocketbase::Tenant) -> Intent {
+        let plan = self.inner.settings.plans.plan(tenant.plan_tier);
+        Intent::Delete { final_backup: matches!(plan.backups, BackupPolicy::Daily { .. }) }
+    }
+
+    /// Deletes the tenant's project when no service is left in it (under the tenant's lock, so
+    /// a provision does not create a service in it meanwhile).
+    pub(super) async fn delete_project_when_empty(
+        &self,
+        subject: &Subject,
+        slug: &cfa_core::TenantSlug,
+        project_uuid: &str,
+    ) -> Result<(), EngineError> {
+        let coolify = &self.inner.coolify;
+        let tenant_lock = Self::lock_for(&self.inner.tenant_locks, slug.as_str());
+        let _tenant_guard = tenant_lock.lock().await;
+        let empty = match coolify.get_environment_by_name_or_uuid(project_uuid, ENVIRONMENT).await {
+            Ok(environment) => environment.services.is_empty(),
+            Err(error) if error.is_not_found() => true,
+            Err(error) => return Err(subject.coolify(Step::DeleteProject, error)),
+        };
+        if !empty {
+            return Ok(());
+        }
+        match coolify.delete_project_by_uuid(project_uuid).await {
+            Ok(_) => {
+                tracing::info!(tenant = %subject.tenant, project_uuid = %project_uuid, "deleted the tenant's empty project");
+                Ok(())
+            }
+            Err(error) if error.is_not_found() => Ok(()),
+            // Another resource arrived meanwhile (400): the project stays.
+            Err(error) if matches!(error.kind, CoolifyErrorKind::BadRequest { .. }) => Ok(()),
+            Err(error) => Err(subject.coolify(Step::DeleteProject, error)),
+        }
+    }
+
+    /// PocketBase refuses to delete a record that names a service (pb_hooks): the service is
+    /// gone now, so the record stops naming it, then goes.
+    pub(super) async fn delete_record(
+        &self,
+        subject: &Subject,
+        record: &cfa_pocketbase::AgentStack,
+    ) -> Result<(), EngineError> {
+        let pocketbase = &self.inner.pocketbase;
+        if record.coolify_service_uuid.as_deref().is_some_and(|uuid| !uuid.is_empty()) {
+            let patch =
+                StackPatch { coolify_service_uuid: Some(String::new()), ..StackPatch::default() };
+            pocketbase
+                .stack_update(&record.id, &patch)
+                .await
+                .map_err(|error| subject.pocketbase(Step::DeleteRecord, error))?;
+        }
+        pocketbase
+            .stack_delete(&record.id)
+            .await
+            .map_err(|error| subject.pocketbase(Step::DeleteRecord, error))
     }
 
     /// One fresh backup of each persistent volume, copied under the platform's prefix and
     /// checked there. Refuses without a backup store unless `without_final_backup`.
-    async fn final_backup(
+    pub(super) async fn final_backup(
         &self,
         subject: &Subject,
         service_uuid: &str,

@@ -5,18 +5,20 @@
 //! A dry run reads PocketBase and Coolify (tenant, records, servers, projects, the service) so
 //! its admission decision and its list of API calls are the ones a real run would make now.
 
+use std::collections::BTreeMap;
+
 use cfa_core::health::{CoolifyState, CoolifyStatus};
-use cfa_core::plan::BackupPolicy;
 use cfa_core::{
     HealthJudgement, HealthVerdict, ProbeOutcome, Resources, StackStatus, judge_health,
 };
 use cfa_pocketbase::{AgentStack, StackFilter};
 use cfa_templates::EnvironmentEntry;
 
-use super::{Engine, Progress, ProvisionRequest, RecordedLimits, is_running_status};
+use super::{Engine, Progress, ProvisionRequest, RecordedLimits};
 use crate::error::{EngineError, Subject};
+use crate::plan::{Intent, Observation, PlannedCall, calls_of_step, observation_calls, plan};
 use crate::probe::probe;
-use crate::steps::{ProvisionObservation, Step, plan_provision};
+use crate::steps::Step;
 
 /// The admission decision of a dry run.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,10 +52,12 @@ pub struct ProvisionDryRun {
     pub compose_yaml: String,
     /// The environment Coolify's env API would get, secret values replaced by `***`.
     pub environment: Vec<EnvironmentEntry>,
+    /// Why the planner refuses the provision now (a suspended stack is resumed instead).
+    pub refusal: Option<String>,
     /// The steps a real run would take now, in order.
     pub steps: Vec<Step>,
-    /// The HTTP calls of those steps, e.g. `POST /api/v1/services`.
-    pub calls: Vec<String>,
+    /// The calls of the observation and of those steps, e.g. `POST /api/v1/services`.
+    pub calls: Vec<PlannedCall>,
 }
 
 /// A stack's health as [`Engine::health`] saw it.
@@ -65,6 +69,18 @@ pub struct StackHealth {
     pub judgement: HealthJudgement,
 }
 
+/// An operation on an existing stack, as a dry run is asked for it.
+#[derive(Debug, Clone, Copy)]
+pub enum OperationRequest<'a> {
+    Suspend,
+    Resume,
+    /// `parameters = None` keeps the current ones, as [`Engine::upgrade`].
+    Upgrade {
+        parameters: Option<&'a BTreeMap<String, String>>,
+    },
+    Delete,
+}
+
 /// What a dry run of suspend, resume, upgrade or delete found and would do.
 #[derive(Debug, Clone)]
 pub struct OperationDryRun {
@@ -73,83 +89,18 @@ pub struct OperationDryRun {
     pub operation: &'static str,
     pub status: StackStatus,
     pub service_uuid: Option<String>,
-    /// Whether the operation is allowed from the current status; `None` when it is.
+    /// Why the operation would be refused now; `None` when it would run.
     pub refusal: Option<String>,
-    pub calls: Vec<String>,
+    /// The steps a real run would take now, in order (none when refused or nothing to do).
+    pub steps: Vec<Step>,
+    /// The calls of the observation and of those steps.
+    pub calls: Vec<PlannedCall>,
 }
 
-/// The HTTP calls one provision step makes (reads included), as `METHOD path`.
-fn calls_of(
-    step: Step,
-    wants_backups: bool,
-    has_domain: bool,
-    project_exists: bool,
-) -> Vec<String> {
-    let record = "/api/collections/agent_stacks/records";
-    let audit = "POST /api/collections/audit_log/records (audit)".to_owned();
-    let mut calls: Vec<String> = match step {
-        Step::RecordPending => vec![
-            format!("GET {record} (all stacks, for quota and capacity)"),
-            "GET /api/v1/servers".to_owned(),
-            format!("POST {record} (status pending, limits, server)"),
-            audit,
-        ],
-        Step::RecordDeploying => vec![format!("PATCH {record}/:id (status deploying)"), audit],
-        Step::EnsureProject if project_exists => vec!["GET /api/v1/projects (found)".to_owned()],
-        Step::EnsureProject => vec![
-            "GET /api/v1/projects".to_owned(),
-            "POST /api/v1/projects (cfa-<tenant>)".to_owned(),
-            "POST /api/collections/audit_log/records (coolify.project_created)".to_owned(),
-            "GET /api/v1/projects (re-check: never two)".to_owned(),
-        ],
-        Step::EnsureEnvironment => vec![
-            "GET /api/v1/projects/:uuid/environments (unless just seen or created)".to_owned(),
-        ],
-        Step::CreateService => vec![
-            "GET /api/v1/servers/:uuid/destinations (once per server and process)".to_owned(),
-            "POST /api/v1/services (docker_compose_raw, urls, server, destination)".to_owned(),
-            "POST /api/collections/audit_log/records (coolify.service_created)".to_owned(),
-            "GET /api/v1/projects/:uuid/production (re-check: never two)".to_owned(),
-        ],
-        Step::AdoptService => vec![],
-        Step::RecordService => vec![format!("PATCH {record}/:id (coolify uuids, domain)"), audit],
-        Step::SetBackupSchedule if wants_backups => vec![
-            "GET /api/v1/services/:uuid/storages".to_owned(),
-            "PUT /api/v1/services/:uuid/storages/:storage/backups (daily) per volume".to_owned(),
-        ],
-        Step::SetBackupSchedule => vec![],
-        Step::SetEnvironment => vec!["PATCH /api/v1/services/:uuid/envs/bulk".to_owned()],
-        Step::StartService => vec!["POST /api/v1/services/:uuid/start".to_owned()],
-        Step::WaitReady => {
-            let mut calls = vec!["GET /api/v1/services/:uuid (polled until healthy)".to_owned()];
-            if has_domain {
-                calls.push("GET https://<domain>/ (probe, until it answers)".to_owned());
-            }
-            calls
-        }
-        Step::RecordRunning => vec![format!("PATCH {record}/:id (status running)"), audit],
-        Step::UpdateService => vec!["PATCH /api/v1/services/:uuid".to_owned()],
-        Step::RestartService => vec!["POST /api/v1/services/:uuid/restart".to_owned()],
-        Step::StopService => {
-            vec!["POST /api/v1/services/:uuid/stop?docker_cleanup=false".to_owned()]
-        }
-        Step::WaitStopped => vec!["GET /api/v1/services/:uuid (polled until exited)".to_owned()],
-        Step::RecordStopped => vec![format!("PATCH {record}/:id (status stopped)"), audit],
-        Step::FinalBackup => vec![
-            "GET /api/v1/services/:uuid/storages".to_owned(),
-            "POST /api/v1/services/:uuid/storages/:storage/backups/run per volume".to_owned(),
-        ],
-        Step::DeleteService => vec![
-            "DELETE /api/v1/services/:uuid?delete_configurations=true&delete_volumes=true&docker_cleanup=true&delete_connected_networks=true".to_owned(),
-        ],
-        Step::WaitDeleted => vec!["GET /api/v1/services/:uuid (polled until 404)".to_owned()],
-        Step::DeleteProject => vec![
-            "GET /api/v1/projects/:uuid/production (is it empty?)".to_owned(),
-            "DELETE /api/v1/projects/:uuid (when empty)".to_owned(),
-        ],
-        Step::DeleteRecord => vec![format!("DELETE {record}/:id"), audit],
-    };
-    calls.retain(|call| !call.is_empty());
+/// The observation's calls followed by each step's.
+fn planned_calls(intent: Intent, observed: &Observation, steps: &[Step]) -> Vec<PlannedCall> {
+    let mut calls = observation_calls(intent, observed);
+    calls.extend(steps.iter().flat_map(|step| calls_of_step(*step, observed)));
     calls
 }
 
@@ -182,20 +133,13 @@ impl Engine {
         };
         let mut progress = Progress { record, recorded, ..Progress::default() };
         let observed = self.observe(&subject, &slug, &stack_name, &mut progress).await?;
-        let project_exists = observed.project_exists;
-        let plan = self.inner.settings.plans.plan(tenant.plan_tier);
-        let wants_backups =
-            matches!(plan.backups, BackupPolicy::Daily { .. }) && rendered.requirements.disk_mb > 0;
-        let steps = match admission {
-            DryRunAdmission::Refused { .. } => Vec::new(),
-            _ => plan_provision(&ProvisionObservation { wants_backups, ..observed }),
+        let intent = Intent::Provision { backups: self.wants_backups(&tenant, &rendered) };
+        let (steps, refusal) = match (&admission, plan(intent, &observed)) {
+            (_, Err(refusal)) => (Vec::new(), Some(subject.plan_refused(refusal).to_string())),
+            (DryRunAdmission::Refused { .. }, Ok(_)) => (Vec::new(), None),
+            (_, Ok(steps)) => (steps, None),
         };
-        let calls = steps
-            .iter()
-            .flat_map(|step| {
-                calls_of(*step, wants_backups, rendered.domain.is_some(), project_exists)
-            })
-            .collect();
+        let calls = planned_calls(intent, &observed, &steps);
         Ok(ProvisionDryRun {
             tenant: subject.tenant.clone(),
             stack: subject.stack.clone(),
@@ -206,6 +150,7 @@ impl Engine {
             domain: rendered.domain.clone(),
             compose_yaml: rendered.compose_yaml.clone(),
             environment: rendered.redacted_environment(),
+            refusal,
             steps,
             calls,
         })
@@ -300,90 +245,47 @@ impl Engine {
         self.server_capacities(&subject, &all_stacks).await
     }
 
-    /// What suspend, resume, upgrade or delete would do now. Reads, writes nothing.
+    /// What suspend, resume, upgrade or delete would do now: the same observation and the
+    /// same plan as the run. Reads, writes nothing.
     pub async fn dry_run_operation(
         &self,
-        operation: &'static str,
+        request: OperationRequest<'_>,
         tenant: &str,
         stack: &str,
     ) -> Result<OperationDryRun, EngineError> {
         let subject = Subject { tenant: tenant.to_owned(), stack: stack.to_owned() };
-        let (tenant_record, record, _lock) = self.existing(&subject).await?;
-        let service_status = match &record.coolify_service_uuid {
-            Some(uuid) => match self.inner.coolify.get_service_by_uuid(uuid).await {
-                Ok(service) => Some(service.status),
-                Err(error) if error.is_not_found() => None,
-                Err(error) => return Err(subject.coolify(Step::StopService, error)),
-            },
-            None => None,
+        let begun = self.begin(&subject, false).await?;
+        let planned = match request {
+            OperationRequest::Suspend => Ok(Intent::Suspend),
+            OperationRequest::Resume => Ok(Intent::Resume),
+            OperationRequest::Delete => Ok(self.delete_intent(&begun.tenant)),
+            OperationRequest::Upgrade { parameters } => self
+                .upgrade_intent(&subject, &begun, parameters)
+                .await
+                .map(|(intent, _rendered)| intent),
         };
-        let running = service_status.as_deref().is_some_and(is_running_status);
-        let plan = self.inner.settings.plans.plan(tenant_record.plan_tier);
-        let paid_backups = matches!(plan.backups, BackupPolicy::Daily { .. });
-        let (steps, refusal): (Vec<Step>, Option<String>) = match operation {
-            "suspend" => match record.status {
-                StackStatus::Stopped => (vec![], None),
-                StackStatus::Running | StackStatus::Error => (
-                    [Step::StopService, Step::WaitStopped]
-                        .into_iter()
-                        .filter(|_| running)
-                        .chain([Step::RecordStopped])
-                        .collect(),
-                    None,
-                ),
-                status => (vec![], Some(format!("a {status} stack cannot be suspended"))),
+        let (intent, steps, refusal) = match planned {
+            Ok(intent) => match plan(intent, &begun.observed) {
+                Ok(steps) => (intent, steps, None),
+                Err(refusal) => (intent, Vec::new(), Some(subject.plan_refused(refusal))),
             },
-            "resume" => match record.status {
-                StackStatus::Stopped | StackStatus::Error => (
-                    vec![
-                        Step::RecordDeploying,
-                        Step::StartService,
-                        Step::WaitReady,
-                        Step::RecordRunning,
-                    ],
-                    None,
-                ),
-                StackStatus::Running => (vec![Step::WaitReady], None),
-                status => (vec![], Some(format!("a {status} stack cannot be resumed"))),
-            },
-            "upgrade" => match record.status {
-                StackStatus::Running | StackStatus::Error | StackStatus::Stopped => (
-                    vec![
-                        Step::RecordDeploying,
-                        Step::UpdateService,
-                        Step::SetEnvironment,
-                        Step::RestartService,
-                        Step::WaitReady,
-                        Step::RecordRunning,
-                    ],
-                    None,
-                ),
-                status => (vec![], Some(format!("a {status} stack cannot be upgraded"))),
-            },
-            _ => {
-                let mut steps = Vec::new();
-                if paid_backups && record.coolify_service_uuid.is_some() && service_status.is_some()
-                {
-                    steps.push(Step::FinalBackup);
-                }
-                if service_status.is_some() {
-                    steps.extend([Step::DeleteService, Step::WaitDeleted]);
-                }
-                if record.coolify_project_uuid.is_some() {
-                    steps.push(Step::DeleteProject);
-                }
-                steps.push(Step::DeleteRecord);
-                (steps, None)
+            Err(error @ EngineError::InvalidState { .. }) => {
+                let any_change =
+                    Intent::Upgrade { compose_changed: true, environment_changed: true };
+                (any_change, Vec::new(), Some(error))
             }
+            Err(error) => return Err(error),
         };
+        let record = begun.progress.record.as_ref().ok_or_else(|| subject.unknown_stack())?;
         Ok(OperationDryRun {
-            tenant: subject.tenant,
-            stack: subject.stack,
-            operation,
+            tenant: subject.tenant.clone(),
+            stack: subject.stack.clone(),
+            operation: intent.operation(),
             status: record.status,
-            service_uuid: record.coolify_service_uuid,
-            refusal,
-            calls: steps.iter().flat_map(|step| calls_of(*step, false, false, true)).collect(),
+            service_uuid: begun.progress.service_uuid.clone(),
+            refusal: refusal.map(|error| error.to_string()),
+            calls: planned_calls(intent, &begun.observed, &steps),
+            steps,
         })
     }
 }
