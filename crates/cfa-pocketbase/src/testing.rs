@@ -52,7 +52,12 @@ pub struct TestPocketBase {
 
 /// The template names of this repository's catalogue (`templates/<name>/template.toml`).
 pub fn repository_template_names() -> Vec<String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates");
+    // The running crate's manifest directory first, as cfa_templates::repository_templates_dir
+    // (a shared build cache may hold this crate compiled in another, since removed, clone).
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(|manifest_dir| Path::new(&manifest_dir).join("../../templates"))
+        .filter(|dir| dir.is_dir())
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates"));
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|entries| {
             entries

@@ -328,6 +328,16 @@ impl Catalogue {
 
 /// The catalogue folder of this repository (`<workspace>/templates`), for tests and the
 /// default when running from a checkout.
+///
+/// Found from the running crate's manifest directory first (cargo sets it for tests and `cargo
+/// run`; every crate sits in `crates/<name>`), else from where this crate was compiled: a build
+/// cache shared between clones can hold this crate compiled in another clone, since gone.
 pub fn repository_templates_dir() -> PathBuf {
+    if let Some(manifest_dir) = std::env::var_os("CARGO_MANIFEST_DIR") {
+        let templates = Path::new(&manifest_dir).join("../../templates");
+        if templates.is_dir() {
+            return templates;
+        }
+    }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates")
 }
