@@ -49,6 +49,8 @@ pub enum SandboxError {
 /// One request and its answer, kept when `record_exchanges` is on (contract tests).
 #[derive(Debug, Clone)]
 pub struct Exchange {
+    /// The id part of the bearer token (`<id>|<secret>`): whose call it was.
+    pub token_id: Option<String>,
     pub method: String,
     /// The route template, e.g. `/api/v1/services/{uuid}`; `None` for unknown paths.
     pub route: Option<String>,

@@ -448,6 +448,7 @@ fn the_checker_catches_a_bad_answer() {
         return;
     }
     let exchange = Exchange {
+        token_id: None,
         method: "GET".to_owned(),
         route: Some("/api/v1/projects".to_owned()),
         path: "/api/v1/projects".to_owned(),

@@ -90,6 +90,8 @@ pub fn observation_calls(intent: Intent, observed: &Observation) -> Vec<PlannedC
         pocketbase("GET", RECORDS, "the stack's record"),
         coolify("GET", "/api/v1/projects", "the tenant's project, by name").repeated(),
         pocketbase("GET", AUDIT, "who created which project or service (claims)").any_number(),
+        // The client reads Coolify's version before its first version-gated call.
+        coolify("GET", "/api/v1/version", "once per process").maybe(),
     ];
     if matches!(intent, Intent::Provision { .. }) && observed.record_status.is_some() {
         // A record a tenant created is placed on a server first.
@@ -107,7 +109,9 @@ pub fn observation_calls(intent: Intent, observed: &Observation) -> Vec<PlannedC
     if observed.service_exists && !observed.service_running {
         calls.push(pocketbase("GET", AUDIT, "a start queued a moment ago?").maybe());
     }
-    if matches!(intent, Intent::Upgrade { .. }) && observed.record_has_service {
+    // An upgrade compares values only when it is not refused whatever changed.
+    let any_change = Intent::Upgrade { compose_changed: true, environment_changed: true };
+    if matches!(intent, Intent::Upgrade { .. }) && super::plan(any_change, observed).is_ok() {
         calls.push(coolify("GET", "/api/v1/services/{uuid}/envs", "the current values"));
     }
     calls

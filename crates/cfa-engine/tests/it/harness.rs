@@ -18,7 +18,7 @@ use cfa_engine::{
 use cfa_pocketbase::testing::TestPocketBase;
 use cfa_pocketbase::{NewTenant, PocketBaseClient, StackFilter};
 use cfa_templates::{Catalogue, repository_templates_dir};
-use coolify_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
+use coolify_sandbox::{Ability, Sandbox, SandboxConfig, SandboxHandle, SandboxToken};
 use serde_json::json;
 
 pub(crate) const BOT_TOKEN: &str = "123456789:AAsecretBotTokenValue-abcdefghij";
@@ -86,6 +86,11 @@ async fn route(State(router): State<Router>, headers: HeaderMap) -> StatusCode {
     StatusCode::NOT_FOUND
 }
 
+/// The id of the engine's Coolify token (the sandbox's default `1|...`): its calls are the
+/// engine's. Traefik's stand-in reads Coolify with a token of its own.
+pub(crate) const ENGINE_TOKEN_ID: &str = "1";
+const ROUTER_TOKEN: &str = "2|router-stand-in-token";
+
 /// A delete without the grace period.
 pub(crate) const SKIP_GRACE: DeleteOptions =
     DeleteOptions { skip_grace: true, without_final_backup: false };
@@ -140,7 +145,9 @@ impl World {
         adjust(&mut config);
         let sandbox = Arc::new(Sandbox::start(config).await.unwrap());
         let coolify = coolify_client(&sandbox);
-        let router = Router { coolify: coolify.clone(), broken: Arc::new(AtomicBool::new(false)) };
+        sandbox.add_token(SandboxToken::new(ROUTER_TOKEN, &[Ability::Root]));
+        let router_coolify = coolify_client_at(&sandbox.base_url(), ROUTER_TOKEN, |_| {});
+        let router = Router { coolify: router_coolify, broken: Arc::new(AtomicBool::new(false)) };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let router_address = listener.local_addr().unwrap();
         let app = axum::Router::new().fallback(route).with_state(router.clone());

@@ -61,7 +61,15 @@ pub(super) async fn front_door(
             .map(str::to_owned);
         let route =
             parts.extensions.get::<MatchedPath>().map(|matched| matched.as_str().to_owned());
+        let token_id = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .and_then(|token| token.split_once('|'))
+            .map(|(id, _)| id.to_owned());
         let info = (
+            token_id,
             parts.method.to_string(),
             route,
             parts.uri.query().map(str::to_owned),
@@ -81,7 +89,9 @@ pub(super) async fn front_door(
         response.headers_mut().insert("x-ratelimit-limit", HeaderValue::from(limit));
         response.headers_mut().insert("x-ratelimit-remaining", HeaderValue::from(remaining));
     }
-    if let Some((method, route, query, request_content_type, request_body)) = recorded_request {
+    if let Some((token_id, method, route, query, request_content_type, request_body)) =
+        recorded_request
+    {
         let (parts, body) = response.into_parts();
         let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
         let response_content_type = parts
@@ -90,6 +100,7 @@ pub(super) async fn front_door(
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
         lock(&shared.exchanges).push(Exchange {
+            token_id,
             method,
             route,
             path,
