@@ -37,6 +37,8 @@ pub struct Observation {
     pub service_exists: bool,
     /// The service's containers are up (Coolify's status says so, or a start is queued).
     pub service_running: bool,
+    /// A start was queued (audited) so recently that Coolify's status cannot show it yet.
+    pub start_queued: bool,
 }
 
 /// What is asked of a stack.

@@ -82,6 +82,7 @@ impl Engine {
             }
         }
         let mut service_running = service_status.as_deref().is_some_and(is_running_status);
+        let mut start_queued = false;
         if !service_running
             && let Some(uuid) = &progress.service_uuid
             && let Some(age) = self.recent_start(subject, uuid).await
@@ -89,6 +90,7 @@ impl Engine {
             // Queued by an earlier run, and Coolify's stored `exited` cannot say otherwise yet.
             tracing::debug!(tenant = %subject.tenant, stack = %subject.stack, age_ms = age.as_millis(), "a start is already queued; waiting for it");
             service_running = true;
+            start_queued = true;
             progress.start_queued_at = Instant::now().checked_sub(age);
         }
         Ok(Observation {
@@ -98,6 +100,7 @@ impl Engine {
             project_exists: progress.project_uuid.is_some(),
             service_exists: progress.service_uuid.is_some(),
             service_running,
+            start_queued,
         })
     }
 }

@@ -37,6 +37,7 @@ mod tests {
             project_exists: true,
             service_exists: true,
             service_running: true,
+            start_queued: false,
         };
         assert_eq!(
             step_names(&plan_delete(&observed, true)),
@@ -53,6 +54,7 @@ mod tests {
             project_exists: false,
             service_exists: false,
             service_running: false,
+            start_queued: false,
         };
         assert_eq!(step_names(&plan_delete(&never_created, true)), ["delete_record"]);
     }

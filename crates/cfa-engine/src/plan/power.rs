@@ -7,14 +7,14 @@ use crate::steps::Step;
 
 /// Suspend: stop the service wherever it exists (a stale `exited` may hide containers that a
 /// queued start brings up; Coolify's stop is harmless on a stopped service), then record
-/// `stopped`. A stopped record whose containers run again is stopped again.
+/// `stopped`. A stopped record is left alone: right after a stop Coolify's status still says
+/// `running`, so it is no evidence that the containers run again (drift detection's job).
 pub(super) fn plan_suspend(observed: &Observation) -> Result<Vec<Step>, Refused> {
     let stop = [Step::StopService, Step::WaitStopped];
     match observed.record_status {
         None => Err(Refused::NoRecord),
         Some(StackStatus::Pending) => Err(Refused::NotDeployed),
         Some(StackStatus::Deploying) => Err(Refused::Deploying),
-        Some(StackStatus::Stopped) if observed.service_running => Ok(stop.to_vec()),
         Some(StackStatus::Stopped) => Ok(Vec::new()),
         Some(StackStatus::Running | StackStatus::Error) => {
             let mut steps = Vec::new();
@@ -28,8 +28,11 @@ pub(super) fn plan_suspend(observed: &Observation) -> Result<Vec<Step>, Refused>
 }
 
 /// Resume: a stopped stack goes through `deploying` (a crash mid-way leaves a record the next
-/// run finishes), its service is started unless it already runs or a start is queued, and it is
-/// recorded `running` once ready. A failed stack is provisioned again, not resumed.
+/// run finishes), its service is started (an interrupted resume: unless its start was queued a
+/// moment ago), and it is
+/// recorded `running` once ready. Coolify's status is no reason to skip the start: after a stop
+/// it says `running` until its next status run. A failed stack is provisioned again, not
+/// resumed.
 pub(super) fn plan_resume(observed: &Observation) -> Result<Vec<Step>, Refused> {
     let mut steps = Vec::new();
     match observed.record_status {
@@ -41,7 +44,8 @@ pub(super) fn plan_resume(observed: &Observation) -> Result<Vec<Step>, Refused> 
         Some(StackStatus::Stopped) => steps.push(Step::RecordDeploying),
         Some(StackStatus::Deploying) => {}
     }
-    if !observed.service_running {
+    // A stopped stack is started whatever was queued before: the stop came after it.
+    if observed.record_status == Some(StackStatus::Stopped) || !observed.start_queued {
         steps.push(Step::StartService);
     }
     steps.extend([Step::WaitReady, Step::RecordRunning]);
@@ -61,6 +65,7 @@ mod tests {
             project_exists: true,
             service_exists: true,
             service_running,
+            start_queued: false,
         }
     }
 
@@ -80,10 +85,9 @@ mod tests {
     }
 
     #[test]
-    fn suspend_of_a_stopped_stack_stops_only_what_runs_again() {
+    fn suspend_of_a_stopped_stack_does_nothing_whatever_the_stale_status_says() {
         assert!(plan_suspend(&deployed(StackStatus::Stopped, false)).unwrap().is_empty());
-        let plan = plan_suspend(&deployed(StackStatus::Stopped, true)).unwrap();
-        assert_eq!(step_names(&plan), ["stop_service", "wait_stopped"]);
+        assert!(plan_suspend(&deployed(StackStatus::Stopped, true)).unwrap().is_empty());
     }
 
     #[test]
@@ -93,14 +97,23 @@ mod tests {
     }
 
     #[test]
-    fn resume_goes_through_deploying_and_starts_only_what_is_down() {
+    fn resume_goes_through_deploying_and_starts_unless_a_start_is_queued() {
         let plan = plan_resume(&deployed(StackStatus::Stopped, false)).unwrap();
         assert_eq!(
             step_names(&plan),
             ["record_deploying", "start_service", "wait_ready", "record_running"]
         );
+        // Coolify's `running` right after a stop is stale, and a start queued before the stop
+        // is superseded by it: the start is sent anyway.
+        let stale = Observation { start_queued: true, ..deployed(StackStatus::Stopped, true) };
+        let plan = plan_resume(&stale).unwrap();
+        assert_eq!(
+            step_names(&plan),
+            ["record_deploying", "start_service", "wait_ready", "record_running"]
+        );
         // A crash after the start: the rerun waits for it instead of starting twice.
-        let plan = plan_resume(&deployed(StackStatus::Deploying, true)).unwrap();
+        let queued = Observation { start_queued: true, ..deployed(StackStatus::Deploying, true) };
+        let plan = plan_resume(&queued).unwrap();
         assert_eq!(step_names(&plan), ["wait_ready", "record_running"]);
         assert!(plan_resume(&deployed(StackStatus::Running, true)).unwrap().is_empty());
     }

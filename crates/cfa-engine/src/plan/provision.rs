@@ -58,6 +58,7 @@ mod tests {
             project_exists: false,
             service_exists: false,
             service_running: false,
+            start_queued: false,
         }
     }
 
@@ -161,6 +162,7 @@ mod tests {
                 project_exists: true,
                 service_exists: true,
                 service_running: true,
+                start_queued: false,
             },
             &["wait_ready", "record_running"],
         );
@@ -176,6 +178,7 @@ mod tests {
                 project_exists: true,
                 service_exists: true,
                 service_running: true,
+                start_queued: false,
             },
             &[
                 "ensure_project",

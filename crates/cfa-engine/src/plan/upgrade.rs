@@ -48,6 +48,7 @@ mod tests {
             project_exists: true,
             service_exists: true,
             service_running: true,
+            start_queued: false,
         }
     }
 
