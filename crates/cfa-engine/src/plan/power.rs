@@ -29,10 +29,9 @@ pub(super) fn plan_suspend(observed: &Observation) -> Result<Vec<Step>, Refused>
 
 /// Resume: a stopped stack goes through `deploying` (a crash mid-way leaves a record the next
 /// run finishes), its service is started (an interrupted resume: unless its start was queued a
-/// moment ago), and it is
-/// recorded `running` once ready. Coolify's status is no reason to skip the start: after a stop
-/// it says `running` until its next status run. A failed stack is provisioned again, not
-/// resumed.
+/// moment ago), and it is recorded `running` once ready. Coolify's status is no reason to skip
+/// the start: after a stop it says `running` until its next status run. A failed stack is
+/// provisioned again, not resumed.
 pub(super) fn plan_resume(observed: &Observation) -> Result<Vec<Step>, Refused> {
     let mut steps = Vec::new();
     match observed.record_status {
