@@ -19,10 +19,9 @@ use cfa_core::plan::BackupPolicy;
 use cfa_pocketbase::{AuditOutcome, StackPatch};
 use serde_json::{Value, json};
 
-use super::execute::Operation;
 use super::{ENVIRONMENT, Engine, redact_record};
 use crate::error::{EngineError, Subject};
-use crate::plan::{Intent, plan};
+use crate::plan::Intent;
 use crate::settings::FinalBackupSettings;
 use crate::steps::Step;
 
@@ -73,33 +72,11 @@ impl Engine {
         }
         let mut begun = self.begin(&subject, true).await?;
         let intent = self.delete_intent(&begun.tenant);
-        let steps =
-            plan(intent, &begun.observed).map_err(|refusal| subject.plan_refused(refusal))?;
-        let operation = Operation {
-            subject: &subject,
-            intent,
-            slug: &begun.slug,
-            stack_name: &begun.stack_name,
-            tenant: &begun.tenant,
-            rendered: None,
-            preferred_server: None,
-            delete_options: options,
-        };
-        let result = self.run_steps(&operation, &steps, &mut begun.progress).await;
-        let after = match begun.progress.kept.as_slice() {
-            [] => Value::Null,
-            kept => json!({ "final_backups": kept.iter().map(|archive| json!({
-                "volume": archive.volume, "key": archive.key, "size_bytes": archive.size_bytes,
-            })).collect::<Vec<_>>() }),
-        };
-        match result {
-            Ok(()) => {
-                let before = begun.progress.record.as_ref().map_or(Value::Null, redact_record);
-                self.audit(&subject, "stack.delete", before, after, AuditOutcome::Ok, None).await;
-                Ok(())
-            }
-            Err(error) => Err(self.failed(&operation, &begun.progress, error).await),
-        }
+        self.run_planned(&subject, &mut begun, intent, None, options).await?;
+        let before = begun.progress.record.as_ref().map_or(Value::Null, redact_record);
+        let after = kept_json(&begun.progress.kept);
+        self.audit(&subject, "stack.delete", before, after, AuditOutcome::Ok, None).await;
+        Ok(())
     }
 
     /// A delete keeps a final backup when the tenant's plan backs volumes up.
@@ -290,6 +267,16 @@ impl Engine {
             });
         }
         Ok(kept)
+    }
+}
+
+/// The final backups a delete kept, for its audit entry.
+pub(super) fn kept_json(kept: &[KeptArchive]) -> Value {
+    match kept {
+        [] => Value::Null,
+        kept => json!({ "final_backups": kept.iter().map(|archive| json!({
+            "volume": archive.volume, "key": archive.key, "size_bytes": archive.size_bytes,
+        })).collect::<Vec<_>>() }),
     }
 }
 

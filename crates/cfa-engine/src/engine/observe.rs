@@ -13,18 +13,7 @@ impl Engine {
         progress: &mut Progress,
     ) -> Result<Observation, EngineError> {
         let coolify = &self.inner.coolify;
-        let project_name = coolify_project_name(slug);
-        let list_projects = || async {
-            let projects = coolify
-                .list_projects()
-                .await
-                .map_err(|error| subject.coolify(Step::EnsureProject, error))?;
-            Ok(projects
-                .into_iter()
-                .filter(|project| project.name == project_name)
-                .map(|project| project.uuid)
-                .collect())
-        };
+        let list_projects = || self.projects_named(subject, slug);
         progress.project_uuid =
             self.agreed_candidate(subject, Created::Project, list_projects).await?;
 
@@ -139,6 +128,55 @@ impl Engine {
         Ok(Begun { slug, stack_name, tenant, progress, observed, _guard: guard })
     }
 
+    /// The uuids of the Coolify projects named for the tenant (more than one only in a race).
+    pub(super) async fn projects_named(
+        &self,
+        subject: &Subject,
+        slug: &TenantSlug,
+    ) -> Result<Vec<String>, EngineError> {
+        let name = coolify_project_name(slug);
+        let projects = self
+            .inner
+            .coolify
+            .list_projects()
+            .await
+            .map_err(|error| subject.coolify(Step::EnsureProject, error))?;
+        Ok(projects
+            .into_iter()
+            .filter(|project| project.name == name)
+            .map(|project| project.uuid)
+            .collect())
+    }
+
+    /// Plans `intent` on what [`Engine::begin`] observed and runs the plan; a failure is
+    /// recorded ([`Engine::failed`]). Says whether any step ran.
+    pub(super) async fn run_planned(
+        &self,
+        subject: &Subject,
+        begun: &mut Begun,
+        intent: Intent,
+        rendered: Option<&RenderedStack>,
+        delete_options: DeleteOptions,
+    ) -> Result<bool, EngineError> {
+        let steps =
+            plan(intent, &begun.observed).map_err(|refusal| subject.plan_refused(refusal))?;
+        let Begun { slug, stack_name, tenant, progress, .. } = begun;
+        let operation = Operation {
+            subject,
+            intent,
+            slug,
+            stack_name,
+            tenant,
+            rendered,
+            preferred_server: None,
+            delete_options,
+        };
+        if let Err(error) = self.run_steps(&operation, &steps, progress).await {
+            return Err(self.failed(&operation, progress, error).await);
+        }
+        Ok(!steps.is_empty())
+    }
+
     /// What a failed operation leaves: `error` with the message for a deploy (provision,
     /// resume, upgrade), an audit entry for the others; nothing for an injected crash.
     pub(super) async fn failed(
@@ -158,7 +196,7 @@ impl Engine {
                     subject,
                     operation.action(),
                     redact_record(record),
-                    Value::Null,
+                    super::delete::kept_json(&progress.kept),
                     AuditOutcome::Failed,
                     Some(error.to_string()),
                 )

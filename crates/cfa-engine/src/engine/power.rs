@@ -22,22 +22,9 @@ impl Engine {
     ) -> Result<StackOutcome, EngineError> {
         let subject = Subject { tenant: tenant.to_owned(), stack: stack.to_owned() };
         let mut begun = self.begin(&subject, true).await?;
-        let steps =
-            plan(intent, &begun.observed).map_err(|refusal| subject.plan_refused(refusal))?;
-        let operation = Operation {
-            subject: &subject,
-            intent,
-            slug: &begun.slug,
-            stack_name: &begun.stack_name,
-            tenant: &begun.tenant,
-            rendered: None,
-            preferred_server: None,
-            delete_options: DeleteOptions::default(),
-        };
-        if let Err(error) = self.run_steps(&operation, &steps, &mut begun.progress).await {
-            return Err(self.failed(&operation, &begun.progress, error).await);
-        }
+        let changed =
+            self.run_planned(&subject, &mut begun, intent, None, DeleteOptions::default()).await?;
         let record = required(begun.progress.record.as_ref(), &subject)?;
-        Ok(outcome(&subject, record, !steps.is_empty()))
+        Ok(outcome(&subject, record, changed))
     }
 }

@@ -416,19 +416,7 @@ impl Engine {
         let _guard = lock.lock().await;
         let coolify = &self.inner.coolify;
         let name = coolify_project_name(slug);
-        let find = || async {
-            let projects = coolify
-                .list_projects()
-                .await
-                .map_err(|error| subject.coolify(Step::EnsureProject, error))?;
-            Ok::<_, EngineError>(
-                projects
-                    .into_iter()
-                    .filter(|project| project.name == name)
-                    .map(|project| project.uuid)
-                    .collect::<Vec<String>>(),
-            )
-        };
+        let find = || self.projects_named(subject, slug);
         if let Some(uuid) = self.agreed_candidate(subject, Created::Project, find).await? {
             return Ok((uuid, false));
         }

@@ -18,8 +18,6 @@ impl Engine {
         let subject = Subject { tenant: tenant.to_owned(), stack: stack.to_owned() };
         let mut begun = self.begin(&subject, true).await?;
         let (intent, rendered) = self.upgrade_intent(&subject, &begun, parameters).await?;
-        let steps =
-            plan(intent, &begun.observed).map_err(|refusal| subject.plan_refused(refusal))?;
         tracing::info!(tenant = %subject.tenant, stack = %subject.stack, ?intent, "upgrade");
         begun.progress.recorded.get_or_insert_with(|| RecordedLimits {
             server_uuid: String::new(),
@@ -27,21 +25,11 @@ impl Engine {
             images: Vec::new(),
             compose_sha256: None,
         });
-        let operation = Operation {
-            subject: &subject,
-            intent,
-            slug: &begun.slug,
-            stack_name: &begun.stack_name,
-            tenant: &begun.tenant,
-            rendered: Some(&rendered),
-            preferred_server: None,
-            delete_options: DeleteOptions::default(),
-        };
-        if let Err(error) = self.run_steps(&operation, &steps, &mut begun.progress).await {
-            return Err(self.failed(&operation, &begun.progress, error).await);
-        }
+        let changed = self
+            .run_planned(&subject, &mut begun, intent, Some(&rendered), DeleteOptions::default())
+            .await?;
         let record = required(begun.progress.record.as_ref(), &subject)?;
-        Ok(outcome(&subject, record, !steps.is_empty()))
+        Ok(outcome(&subject, record, changed))
     }
 
     /// The upgrade asked for: the new render, and whether its compose and its environment
