@@ -53,6 +53,7 @@ mod observe;
 mod power;
 mod provision;
 mod read_only;
+mod reconcile;
 mod record;
 mod upgrade;
 mod wait;
@@ -64,6 +65,7 @@ use provision::service_urls;
 pub use read_only::{
     DryRunAdmission, OperationDryRun, OperationRequest, ProvisionDryRun, StackHealth,
 };
+pub use reconcile::{PassReport, Reconciled, StackActivation};
 
 /// The Coolify environment every stack lives in (Coolify creates it with the project).
 const ENVIRONMENT: &str = "production";

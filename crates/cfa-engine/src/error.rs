@@ -217,7 +217,7 @@ impl Subject {
             status: refusal.status.map_or("missing", StackStatus::as_str).to_owned(),
             action: match refusal.intent {
                 Intent::Provision { .. } => "provisioned",
-                Intent::Suspend => "suspended",
+                Intent::Suspend | Intent::KeepStopped => "suspended",
                 Intent::Resume => "resumed",
                 Intent::Upgrade { .. } => "upgraded",
                 Intent::Delete { .. } => "deleted",

@@ -48,6 +48,8 @@ pub enum Intent {
     Provision { backups: bool },
     /// Stop it, volumes kept.
     Suspend,
+    /// The record says `stopped` (a tenant's request): stop containers that still run.
+    KeepStopped,
     /// Start a suspended stack again.
     Resume,
     /// Apply a new render: what changed against what Coolify has.
@@ -61,7 +63,7 @@ impl Intent {
     pub fn operation(self) -> &'static str {
         match self {
             Intent::Provision { .. } => "provision",
-            Intent::Suspend => "suspend",
+            Intent::Suspend | Intent::KeepStopped => "suspend",
             Intent::Resume => "resume",
             Intent::Upgrade { .. } => "upgrade",
             Intent::Delete { .. } => "delete",
@@ -127,6 +129,7 @@ pub fn plan(intent: Intent, observed: &Observation) -> Result<Vec<Step>, PlanRef
             provision::plan_provision(observed, backups).map_err(refuse)
         }
         Intent::Suspend => power::plan_suspend(observed).map_err(refuse),
+        Intent::KeepStopped => Ok(power::plan_keep_stopped(observed)),
         Intent::Resume => power::plan_resume(observed).map_err(refuse),
         Intent::Upgrade { compose_changed, environment_changed } => {
             upgrade::plan_upgrade(observed, compose_changed, environment_changed).map_err(refuse)

@@ -23,7 +23,7 @@ impl Operation<'_> {
     pub(super) fn action(&self) -> &'static str {
         match self.intent {
             Intent::Provision { .. } => "stack.provision",
-            Intent::Suspend => "stack.suspend",
+            Intent::Suspend | Intent::KeepStopped => "stack.suspend",
             Intent::Resume => "stack.resume",
             Intent::Upgrade { .. } => "stack.upgrade",
             Intent::Delete { .. } => "stack.delete",

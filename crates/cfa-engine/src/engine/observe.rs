@@ -191,7 +191,7 @@ impl Engine {
         let subject = operation.subject;
         let Some(record) = &progress.record else { return error };
         match operation.intent {
-            Intent::Suspend | Intent::Delete { .. } => {
+            Intent::Suspend | Intent::KeepStopped | Intent::Delete { .. } => {
                 self.audit(
                     subject,
                     operation.action(),

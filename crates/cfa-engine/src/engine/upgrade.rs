@@ -48,23 +48,10 @@ impl Engine {
         let mut current_values = BTreeMap::new();
         if begun.observed.record_has_service {
             let service_uuid = required(begun.progress.service_uuid.as_ref(), subject)?;
-            let variables = self
-                .inner
-                .coolify
-                .list_envs_by_service_uuid(service_uuid)
+            current_values = self
+                .service_values(service_uuid)
                 .await
                 .map_err(|error| subject.coolify(Step::SetEnvironment, error))?;
-            current_values = variables
-                .iter()
-                .map(|variable| {
-                    let value = variable
-                        .value
-                        .as_ref()
-                        .or(variable.real_value.as_ref())
-                        .map(|value| value.expose().to_owned());
-                    (variable.key.clone(), value)
-                })
-                .collect();
         }
         let parameters = match parameters {
             Some(parameters) => parameters.clone(),
@@ -91,6 +78,26 @@ impl Engine {
                 .is_none_or(|value| value.as_deref() != Some(entry.value.as_str()))
         });
         Ok((Intent::Upgrade { compose_changed, environment_changed }, rendered))
+    }
+
+    /// The values of a service's variables, as Coolify holds them (secrets included: a
+    /// `read:sensitive` token reads them).
+    pub(super) async fn service_values(
+        &self,
+        service_uuid: &str,
+    ) -> Result<BTreeMap<String, Option<String>>, CoolifyError> {
+        let variables = self.inner.coolify.list_envs_by_service_uuid(service_uuid).await?;
+        Ok(variables
+            .iter()
+            .map(|variable| {
+                let value = variable
+                    .value
+                    .as_ref()
+                    .or(variable.real_value.as_ref())
+                    .map(|value| value.expose().to_owned());
+                (variable.key.clone(), value)
+            })
+            .collect())
     }
 
     /// The parameters a stack runs with: PocketBase's non-secret `config`, plus each secret

@@ -27,6 +27,19 @@ pub(super) fn plan_suspend(observed: &Observation) -> Result<Vec<Step>, Refused>
     }
 }
 
+/// A `stopped` record whose containers run (a tenant wrote `stopped`, or someone started them
+/// in Coolify): stop them. Right after a stop Coolify's status may still say `running`; the
+/// stop is then sent again, which Coolify takes as a no-op, and the wait ends at its next
+/// status run.
+pub(super) fn plan_keep_stopped(observed: &Observation) -> Vec<Step> {
+    match observed.record_status {
+        Some(StackStatus::Stopped) if observed.service_exists && observed.service_running => {
+            vec![Step::StopService, Step::WaitStopped]
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// Resume: a stopped stack goes through `deploying` (a crash mid-way leaves a record the next
 /// run finishes), its service is started (an interrupted resume: unless its start was queued a
 /// moment ago), and it is recorded `running` once ready. Coolify's status is no reason to skip
@@ -87,6 +100,14 @@ mod tests {
     fn suspend_of_a_stopped_stack_does_nothing_whatever_the_stale_status_says() {
         assert!(plan_suspend(&deployed(StackStatus::Stopped, false)).unwrap().is_empty());
         assert!(plan_suspend(&deployed(StackStatus::Stopped, true)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_stopped_record_stops_containers_that_run() {
+        let plan = plan_keep_stopped(&deployed(StackStatus::Stopped, true));
+        assert_eq!(step_names(&plan), ["stop_service", "wait_stopped"]);
+        assert!(plan_keep_stopped(&deployed(StackStatus::Stopped, false)).is_empty());
+        assert!(plan_keep_stopped(&deployed(StackStatus::Running, true)).is_empty());
     }
 
     #[test]

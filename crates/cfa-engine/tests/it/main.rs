@@ -5,6 +5,7 @@ mod dry_runs;
 mod faults;
 mod harness;
 mod lifecycle;
+mod reconcile;
 mod refusals;
 mod status_lag;
 mod tenant_attacks;

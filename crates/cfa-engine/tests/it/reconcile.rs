@@ -1,0 +1,105 @@
+//! What a tenant asks through PocketBase, with its own (verified) user's token, is carried out
+//! by one reconcile activation: a suspend (`stopped`), a resume and a retry (`pending`), and a
+//! stack it created itself waits, saying which secret is missing. An activation with nothing
+//! asked changes nothing.
+
+use cfa_core::{PlanTier, StackStatus};
+use cfa_engine::Reconciled;
+use cfa_pocketbase::{NewStack, NewTenant, StackPatch};
+use serde_json::json;
+
+use crate::harness::{World, bot_request};
+
+/// The Coolify calls that change something, so far.
+fn mutations(world: &World) -> usize {
+    world.sandbox.exchanges().iter().filter(|exchange| exchange.method != "GET").count()
+}
+
+#[tokio::test]
+async fn a_tenants_requests_through_pocketbase_are_carried_out() {
+    let world = World::start_with(|config| config.record_exchanges = true).await;
+    let (user_id, tenant) = world.pocketbase.user("owner@self.test").await.unwrap();
+    let tenant_record = world
+        .pb
+        .tenant_create(&NewTenant {
+            name: "Self Service".to_owned(),
+            slug: "self".to_owned(),
+            user_id,
+            max_stacks: Some(2),
+            plan_tier: Some(PlanTier::Team),
+            resource_limits: None,
+        })
+        .await
+        .unwrap();
+    let engine = world.engine();
+    let running = engine.provision(&bot_request("self", "bot")).await.unwrap();
+    let service_uuid = running.service_uuid.clone().unwrap();
+
+    // Nothing asked: no Coolify mutation, no PocketBase write.
+    let calls = mutations(&world);
+    let before = engine.stack("self", "bot").await.unwrap();
+    let converged = engine.reconcile("self", "bot").await.unwrap();
+    assert!(matches!(converged, Reconciled::Converged { status: StackStatus::Running }));
+    assert_eq!(mutations(&world), calls);
+    assert_eq!(engine.stack("self", "bot").await.unwrap(), before);
+
+    // The tenant suspends: it writes `stopped`, the activation stops the containers.
+    let stop = StackPatch { status: Some(StackStatus::Stopped), ..StackPatch::default() };
+    tenant.stack_update(&before.id, &stop).await.unwrap();
+    let suspended = engine.reconcile("self", "bot").await.unwrap();
+    assert!(matches!(suspended, Reconciled::Acted { operation: "suspend", .. }), "{suspended:?}");
+    let status = world.coolify.get_service_by_uuid(&service_uuid).await.unwrap().status;
+    assert!(status.starts_with("exited"), "{status}");
+    let again = engine.reconcile("self", "bot").await.unwrap();
+    assert!(matches!(again, Reconciled::Converged { status: StackStatus::Stopped }), "{again:?}");
+
+    // The tenant resumes: `pending` on a stopped stack deploys it again, with its secrets.
+    let resume = StackPatch { status: Some(StackStatus::Pending), ..StackPatch::default() };
+    tenant.stack_update(&before.id, &resume).await.unwrap();
+    let resumed = engine.reconcile("self", "bot").await.unwrap();
+    let Reconciled::Acted { operation: "provision", outcome } = resumed else {
+        panic!("{resumed:?}")
+    };
+    assert_eq!(outcome.status, StackStatus::Running);
+    assert_eq!(outcome.service_uuid.as_deref(), Some(service_uuid.as_str()), "no twin");
+    assert_eq!(world.all_services().await, 1);
+
+    // A failed stack, retried by the tenant.
+    let failed = StackPatch {
+        status: Some(StackStatus::Error),
+        error_message: Some("the deploy timed out".to_owned()),
+        ..StackPatch::default()
+    };
+    world.pb.stack_update(&before.id, &failed).await.unwrap();
+    assert!(matches!(
+        engine.reconcile("self", "bot").await.unwrap(),
+        Reconciled::Converged { status: StackStatus::Error }
+    ));
+    tenant.stack_update(&before.id, &resume).await.unwrap();
+    let retried = engine.reconcile("self", "bot").await.unwrap();
+    assert!(matches!(retried, Reconciled::Acted { operation: "provision", .. }), "{retried:?}");
+    let record = engine.stack("self", "bot").await.unwrap();
+    assert_eq!((record.status, record.error_message), (StackStatus::Running, None));
+
+    // A stack the tenant created itself has no secrets: it waits and says which, once.
+    let mut new_stack = NewStack::pending(&tenant_record.id, "telegram-bot", "helper");
+    new_stack.config = json!({ "router_base_url": "https://router.cloudfreedom.test/v1" });
+    let created = tenant.stack_create(&new_stack).await.unwrap();
+    let calls = mutations(&world);
+    let waiting = engine.reconcile("self", "helper").await.unwrap();
+    let Reconciled::Waiting { reason } = waiting else { panic!("{waiting:?}") };
+    assert!(
+        reason.contains("`router_api_key`") && reason.contains("`telegram_bot_token`"),
+        "{reason}"
+    );
+    let record = tenant.stack_view(&created.id, false).await.unwrap();
+    assert_eq!(record.status, StackStatus::Pending);
+    assert_eq!(record.error_message.as_deref(), Some(reason.as_str()), "the tenant reads why");
+    assert_eq!(mutations(&world), calls, "nothing reached Coolify");
+    engine.reconcile("self", "helper").await.unwrap();
+    assert_eq!(
+        engine.stack("self", "helper").await.unwrap().updated_at,
+        record.updated_at,
+        "said once"
+    );
+}
