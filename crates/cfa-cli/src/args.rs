@@ -77,6 +77,10 @@ pub(crate) enum Command {
     Audit(crate::commands::ops::AuditArgs),
     /// Check configuration, PocketBase (login, schema) and Coolify (version, servers).
     Doctor,
+    /// Carry out what one stack's record asks for (`pending`: deploy; `stopped`: stop).
+    Reconcile(crate::commands::controller::ReconcileArgs),
+    /// Carry out what every stack's record asks for, every --interval-seconds (or --once).
+    Controller(crate::commands::controller::ControllerArgs),
     /// Start a local PocketBase and Coolify sandbox and provision a demo stack end to end.
     Demo(crate::commands::demo::DemoArgs),
 }

@@ -1,5 +1,6 @@
 //! One module per command family; `run` dispatches.
 
+pub(crate) mod controller;
 pub(crate) mod demo;
 pub(crate) mod ops;
 pub(crate) mod pb;
@@ -56,6 +57,14 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Doctor => {
             let config = platform::load_config(&mut global)?;
             platform::runtime()?.block_on(ops::doctor(&global, config))
+        }
+        Command::Reconcile(args) => block_on_platform(&mut global, |global, platform| async move {
+            controller::reconcile(&global, &platform, args).await
+        }),
+        Command::Controller(args) => {
+            block_on_platform(&mut global, |global, platform| async move {
+                controller::controller(&global, &platform, args).await
+            })
         }
         Command::Demo(args) => demo::run(&global, args),
     }

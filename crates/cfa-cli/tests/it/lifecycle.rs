@@ -13,22 +13,22 @@ const BOT_TOKEN: &str = "123456789:AAlifecycleSecretBotToken-0123456789";
 const ROUTER_KEY: &str = "sk-lifecycle-router-secret-9876543210";
 
 /// What one `cfa` run printed and how it ended.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|error| panic!("not JSON ({error}): {}\n{}", self.stdout, self.stderr))
     }
 }
 
-struct World {
-    pocketbase: TestPocketBase,
-    sandbox: SandboxHandle,
+pub(crate) struct World {
+    pub(crate) pocketbase: TestPocketBase,
+    pub(crate) sandbox: SandboxHandle,
     _dir: tempfile::TempDir,
     config: std::path::PathBuf,
     /// Every byte every command printed, for the secrets check.
@@ -36,7 +36,7 @@ struct World {
 }
 
 impl World {
-    async fn start() -> World {
+    pub(crate) async fn start() -> World {
         let pocketbase = TestPocketBase::start().await.unwrap();
         let sandbox = Sandbox::start(SandboxConfig {
             deploy_delay: Duration::from_millis(300),
@@ -73,7 +73,7 @@ impl World {
         }
     }
 
-    async fn cfa(&self, args: &[&str]) -> Run {
+    pub(crate) async fn cfa(&self, args: &[&str]) -> Run {
         run_cfa(args, Some(&self.config), &self.transcript).await
     }
 }
@@ -115,7 +115,7 @@ async fn run_cfa(
     run
 }
 
-fn bot_args<'a>(tenant: &'a str, stack: &'a str, extra: &[&'a str]) -> Vec<String> {
+pub(crate) fn bot_args<'a>(tenant: &'a str, stack: &'a str, extra: &[&'a str]) -> Vec<String> {
     let mut args: Vec<String> = [
         "provision",
         "--tenant",
@@ -136,7 +136,7 @@ fn bot_args<'a>(tenant: &'a str, stack: &'a str, extra: &[&'a str]) -> Vec<Strin
     args
 }
 
-async fn cfa_owned(world: &World, args: &[String]) -> Run {
+pub(crate) async fn cfa_owned(world: &World, args: &[String]) -> Run {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     world.cfa(&args).await
 }

@@ -1,0 +1,65 @@
+//! `cfa controller --once` and `cfa reconcile`: what records ask for is carried out with no
+//! operator verb, a stack without its secrets waits and says so, and a pass with a failure
+//! exits 1 (the next pass retries).
+
+use cfa_core::StackStatus;
+use cfa_pocketbase::{NewStack, StackFilter, StackPatch};
+use coolify_sandbox::Fault;
+use serde_json::json;
+
+use crate::lifecycle::{World, bot_args, cfa_owned};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_carries_out_what_records_ask_for() {
+    let world = World::start().await;
+    let created = world
+        .cfa(&["tenant", "create", "acme", "--owner-email", "ops@acme.test", "--max-stacks", "2"])
+        .await;
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let provisioned = cfa_owned(&world, &bot_args("acme", "bot", &[])).await;
+    assert_eq!(provisioned.code, 0, "{}", provisioned.stderr);
+    let pb = world.pocketbase.superuser().await.unwrap();
+    let record = pb.stack_list_all(&StackFilter::default(), false).await.unwrap().remove(0);
+
+    // Nothing asked.
+    let idle = world.cfa(&["controller", "--once", "--output", "json"]).await;
+    assert_eq!(idle.code, 0, "{}", idle.stderr);
+    assert_eq!(idle.json()["stacks_seen"], 1);
+    assert_eq!(idle.json()["activations"], json!([]));
+
+    // `stopped` written by someone else (the tenant, the business's frontend).
+    let stop = StackPatch { status: Some(StackStatus::Stopped), ..StackPatch::default() };
+    pb.stack_update(&record.id, &stop).await.unwrap();
+    let pass = world.cfa(&["controller", "--once", "--output", "json"]).await;
+    assert_eq!(pass.code, 0, "{}", pass.stderr);
+    let activation = &pass.json()["activations"][0];
+    assert_eq!(activation["result"], "acted", "{activation}");
+    assert_eq!(activation["operation"], "suspend");
+    let service = record.coolify_service_uuid.clone().unwrap();
+    let coolify_status = world.cfa(&["status", "acme/bot", "--output", "json"]).await;
+    assert!(coolify_status.stdout.contains("exited"), "{}", coolify_status.stdout);
+
+    // A record created without its secrets waits, and says which.
+    let mut helper = NewStack::pending(&record.tenant_id, "telegram-bot", "helper");
+    helper.config = json!({ "router_base_url": "https://router.agents.test/v1" });
+    pb.stack_create(&helper).await.unwrap();
+    let waiting = world.cfa(&["reconcile", "acme/helper"]).await;
+    assert_eq!(waiting.code, 0, "{}", waiting.stderr);
+    assert!(
+        waiting.stdout.contains("waiting") && waiting.stdout.contains("`telegram_bot_token`"),
+        "{}",
+        waiting.stdout
+    );
+
+    // Coolify failing: the pass says which stack failed and exits 1.
+    let resume = StackPatch { status: Some(StackStatus::Pending), ..StackPatch::default() };
+    pb.stack_update(&record.id, &resume).await.unwrap();
+    world.sandbox.inject(Fault::ServerError {
+        requests: 1000,
+        status: 500,
+        service_uuid: Some(service),
+    });
+    let failing = world.cfa(&["controller", "--once"]).await;
+    assert_eq!(failing.code, 1, "{}\n{}", failing.stdout, failing.stderr);
+    assert!(failing.stdout.contains("acme/bot: failed"), "{}", failing.stdout);
+}
