@@ -65,7 +65,7 @@ use provision::service_urls;
 pub use read_only::{
     DryRunAdmission, OperationDryRun, OperationRequest, ProvisionDryRun, StackHealth,
 };
-pub use reconcile::{PassReport, Reconciled, StackActivation};
+pub use reconcile::{CONTROLLER_LEASE, ControllerPass, PassReport, Reconciled, StackActivation};
 
 /// The Coolify environment every stack lives in (Coolify creates it with the project).
 const ENVIRONMENT: &str = "production";

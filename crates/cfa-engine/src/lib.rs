@@ -18,8 +18,9 @@ mod settings;
 pub mod steps;
 
 pub use engine::{
-    DeleteOptions, DryRunAdmission, Engine, OperationDryRun, OperationRequest, PassReport,
-    ProvisionDryRun, ProvisionRequest, Reconciled, StackActivation, StackHealth, StackOutcome,
+    CONTROLLER_LEASE, ControllerPass, DeleteOptions, DryRunAdmission, Engine, OperationDryRun,
+    OperationRequest, PassReport, ProvisionDryRun, ProvisionRequest, Reconciled, StackActivation,
+    StackHealth, StackOutcome,
 };
 pub use error::{EngineError, ErrorClass, Refusal};
 pub use settings::{

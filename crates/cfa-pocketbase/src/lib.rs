@@ -10,6 +10,7 @@
 mod client;
 mod error;
 mod filter;
+mod lease;
 mod realtime;
 pub mod schema;
 #[cfg(feature = "testing")]
@@ -19,6 +20,7 @@ mod types;
 pub use client::{ListOptions, MAX_PER_PAGE, Password, PocketBaseClient};
 pub use error::{FieldError, PocketBaseError, PocketBaseErrorKind};
 pub use filter::{AuditQuery, StackFilter, quote};
+pub use lease::Lease;
 pub use realtime::{StackChange, StackSubscription};
 pub use types::{
     AgentStack, AuditEntry, AuditOutcome, NewAuditEntry, NewStack, NewTenant, Page, StackPatch,

@@ -13,7 +13,7 @@ use crate::client::PocketBaseClient;
 use crate::error::PocketBaseError;
 
 /// `pocketbase/pb_migrations/*`, in the order PocketBase applies them (by file name).
-pub const MIGRATIONS: [(&str, &str); 6] = [
+pub const MIGRATIONS: [(&str, &str); 7] = [
     (
         "1763900000_cfa_tenants.js",
         include_str!("../../../pocketbase/pb_migrations/1763900000_cfa_tenants.js"),
@@ -38,11 +38,16 @@ pub const MIGRATIONS: [(&str, &str); 6] = [
         "1763900005_cfa_verified_owners.js",
         include_str!("../../../pocketbase/pb_migrations/1763900005_cfa_verified_owners.js"),
     ),
+    (
+        "1763900006_cfa_leases.js",
+        include_str!("../../../pocketbase/pb_migrations/1763900006_cfa_leases.js"),
+    ),
 ];
 
 /// `pocketbase/pb_hooks/*` (paths relative to `pb_hooks/`).
-pub const HOOKS: [(&str, &str); 4] = [
+pub const HOOKS: [(&str, &str); 5] = [
     ("cfa_tenants.pb.js", include_str!("../../../pocketbase/pb_hooks/cfa_tenants.pb.js")),
+    ("cfa_leases.pb.js", include_str!("../../../pocketbase/pb_hooks/cfa_leases.pb.js")),
     ("cfa_agent_stacks.pb.js", include_str!("../../../pocketbase/pb_hooks/cfa_agent_stacks.pb.js")),
     ("cfa/audit.js", include_str!("../../../pocketbase/pb_hooks/cfa/audit.js")),
     ("cfa/config.js", include_str!("../../../pocketbase/pb_hooks/cfa/config.js")),
@@ -329,8 +334,8 @@ fn owned(values: &[&str]) -> Vec<String> {
     values.iter().map(|value| (*value).to_owned()).collect()
 }
 
-/// Compares the live instance's `tenants`, `agent_stacks` and `audit_log` with ours: fields
-/// (name, type, select values), rules, and the indexes the rules and quota rely on.
+/// Compares the live instance's `tenants`, `agent_stacks`, `audit_log` and `cfa_leases` with
+/// ours: fields (name, type, select values), rules, and the indexes the rules and quota rely on.
 pub async fn check(
     client: &PocketBaseClient,
     template_names: &[String],
@@ -499,6 +504,16 @@ pub async fn check(
                 true,
             );
             compare_rules(&mut drift, "audit_log", &audit, [None, None, None, None, None]);
+        }
+    }
+
+    match client.collection_view("cfa_leases").await? {
+        None => drift.push(missing_collection("cfa_leases")),
+        Some(leases) => {
+            let expected =
+                [field("name", "text"), field("holder", "text"), field("expires_ms", "number")];
+            compare_fields(&mut drift, "cfa_leases", &leases, &expected, false);
+            compare_rules(&mut drift, "cfa_leases", &leases, [None, None, None, None, None]);
         }
     }
     Ok(drift)

@@ -1,15 +1,18 @@
 //! `cfa reconcile <tenant>/<stack>` (one activation for one stack) and `cfa controller` (a pass
-//! over every stack, then again every `--interval-seconds`; `--once` for cron and tests).
-//! The engine decides and acts; this prints what it did.
+//! over every stack, then again every `--interval-seconds`; `--once` for cron and tests). Each
+//! pass holds PocketBase's controller lease, so one controller acts at a time; a second one
+//! waits and takes over when the first stops renewing it. The engine decides and acts; this
+//! prints what it did.
 
 use std::time::Duration;
 
 use anyhow::format_err;
-use cfa_engine::{PassReport, Reconciled, StackActivation};
+use cfa_engine::{ControllerPass, PassReport, Reconciled, StackActivation};
 use clap::Args;
 use serde_json::{Value, json};
 
 use crate::args::{GlobalArgs, OutputFormat};
+use crate::exit;
 use crate::output;
 use crate::platform::{Platform, engine_error, split_stack_path};
 
@@ -30,6 +33,10 @@ pub(crate) struct ControllerArgs {
     /// Stacks reconciled at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub(crate) concurrency: u64,
+    /// How long the lease lasts unless renewed (renewed every third of it during a pass): how
+    /// soon a second controller takes over when this one dies.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(3..=3600))]
+    pub(crate) lease_seconds: u64,
 }
 
 pub(crate) async fn reconcile(
@@ -53,21 +60,61 @@ pub(crate) async fn controller(
     args: ControllerArgs,
 ) -> anyhow::Result<()> {
     let concurrency = usize::try_from(args.concurrency).unwrap_or(4);
+    let lease = Duration::from_secs(args.lease_seconds);
+    let holder = format!(
+        "{}:{}",
+        std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "cfa".to_owned()),
+        std::process::id()
+    );
+    let engine = &platform.engine;
     loop {
-        let report = platform.engine.reconcile_pass(concurrency).await.map_err(engine_error)?;
-        print_report(global, &report)?;
-        if args.once {
-            return match report.failures() {
-                0 => Ok(()),
-                failures => Err(format_err!(
-                    "{failures} of {} stacks failed to reconcile\nhint: each line above says why; the next pass retries them",
-                    report.activations.len()
-                )),
-            };
-        }
+        let pass = engine.controller_pass(&holder, lease, concurrency).await;
+        let wait = match pass.map_err(engine_error) {
+            Err(error) if args.once => return Err(error),
+            Err(error) => {
+                // PocketBase unreachable: one line, and the next pass retries.
+                tracing::warn!(error = %error, "controller pass failed");
+                Duration::from_secs(args.interval_seconds)
+            }
+            Ok(ControllerPass::LeaseHeld { holder: other, remaining }) => {
+                let message = format!(
+                    "another controller holds the lease: {other} (for {}s more, unless it renews it)",
+                    remaining.as_secs()
+                );
+                if args.once {
+                    return Err(exit::refused(format_err!(
+                        "{message}\nhint: one controller acts at a time; this one takes over when that one stops"
+                    )));
+                }
+                tracing::info!("{message}");
+                remaining.min(Duration::from_secs(args.interval_seconds)) + Duration::from_secs(1)
+            }
+            Ok(ControllerPass::Ran(report)) => {
+                print_report(global, &report)?;
+                if args.once {
+                    engine.controller_release(&holder).await;
+                    return match report.failures() {
+                        0 => Ok(()),
+                        failures => Err(format_err!(
+                            "{failures} of {} stacks failed to reconcile\nhint: each line above says why; the next pass retries them",
+                            report.activations.len()
+                        )),
+                    };
+                }
+                Duration::from_secs(args.interval_seconds)
+            }
+        };
         tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(args.interval_seconds)) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            () = tokio::time::sleep(wait) => {}
+            _ = tokio::signal::ctrl_c() => {
+                engine.controller_release(&holder).await;
+                return Ok(());
+            }
         }
     }
 }

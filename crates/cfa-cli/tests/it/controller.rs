@@ -1,6 +1,6 @@
 //! `cfa controller --once` and `cfa reconcile`: what records ask for is carried out with no
-//! operator verb, a stack without its secrets waits and says so, and a pass with a failure
-//! exits 1 (the next pass retries).
+//! operator verb, a stack without its secrets waits and says so, a pass with a failure exits 1
+//! (the next pass retries), and a controller that finds the lease held exits 3, naming who.
 
 use cfa_core::StackStatus;
 use cfa_pocketbase::{NewStack, StackFilter, StackPatch};
@@ -20,6 +20,14 @@ async fn the_controller_carries_out_what_records_ask_for() {
     assert_eq!(provisioned.code, 0, "{}", provisioned.stderr);
     let pb = world.pocketbase.superuser().await.unwrap();
     let record = pb.stack_list_all(&StackFilter::default(), false).await.unwrap().remove(0);
+
+    // Another controller holds the lease: exit 3, naming it; released, this one runs.
+    let ttl = std::time::Duration::from_secs(30);
+    assert!(pb.lease_acquire("controller", "other-host:7", ttl).await.unwrap().acquired);
+    let held = world.cfa(&["controller", "--once"]).await;
+    assert_eq!(held.code, 3, "{}\n{}", held.stdout, held.stderr);
+    assert!(held.stderr.contains("other-host:7"), "{}", held.stderr);
+    pb.lease_release("controller", "other-host:7").await.unwrap();
 
     // Nothing asked.
     let idle = world.cfa(&["controller", "--once", "--output", "json"]).await;
@@ -62,4 +70,6 @@ async fn the_controller_carries_out_what_records_ask_for() {
     let failing = world.cfa(&["controller", "--once"]).await;
     assert_eq!(failing.code, 1, "{}\n{}", failing.stdout, failing.stderr);
     assert!(failing.stdout.contains("acme/bot: failed"), "{}", failing.stdout);
+    // Each --once run gave the lease up: another controller takes it at once.
+    assert!(pb.lease_acquire("controller", "other-host:7", ttl).await.unwrap().acquired);
 }

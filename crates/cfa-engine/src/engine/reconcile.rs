@@ -5,6 +5,8 @@
 //! `error` are what the engine observed; they ask for nothing. The controller runs this for
 //! every stack; an operator runs it for one with `cfa reconcile`.
 
+use std::time::Duration;
+
 use cfa_templates::manifest::ParameterType;
 
 use super::*;
@@ -192,5 +194,69 @@ impl Engine {
             .collect()
             .await;
         Ok(PassReport { stacks_seen: records.len(), activations })
+    }
+}
+
+/// The lease every controller takes before a pass: one controller acts at a time.
+pub const CONTROLLER_LEASE: &str = "controller";
+
+/// A pass, or why there was none.
+#[derive(Debug)]
+pub enum ControllerPass {
+    Ran(PassReport),
+    /// Another controller holds the lease.
+    LeaseHeld {
+        holder: String,
+        remaining: Duration,
+    },
+}
+
+impl Engine {
+    /// Takes (or renews) the controller lease for `holder`, then runs one pass, renewing the
+    /// lease every third of `lease_ttl` while it runs; a second controller meanwhile gets
+    /// [`ControllerPass::LeaseHeld`] and takes over once the lease expires (its holder died).
+    pub async fn controller_pass(
+        &self,
+        holder: &str,
+        lease_ttl: Duration,
+        concurrency: usize,
+    ) -> Result<ControllerPass, EngineError> {
+        let subject = Subject { tenant: "*".to_owned(), stack: "*".to_owned() };
+        let pocketbase = &self.inner.pocketbase;
+        let lease = pocketbase
+            .lease_acquire(CONTROLLER_LEASE, holder, lease_ttl)
+            .await
+            .map_err(|error| subject.pocketbase(Step::RecordPending, error))?;
+        if !lease.acquired {
+            return Ok(ControllerPass::LeaseHeld {
+                holder: lease.holder.clone(),
+                remaining: lease.remaining(),
+            });
+        }
+        let renewal = tokio::spawn(renew_lease(pocketbase.clone(), holder.to_owned(), lease_ttl));
+        let report = self.reconcile_pass(concurrency).await;
+        renewal.abort();
+        report.map(ControllerPass::Ran)
+    }
+
+    /// Gives the controller lease up (a clean exit): the next controller need not wait.
+    pub async fn controller_release(&self, holder: &str) {
+        if let Err(error) = self.inner.pocketbase.lease_release(CONTROLLER_LEASE, holder).await {
+            tracing::warn!(%error, "cannot release the controller lease; it expires by itself");
+        }
+    }
+}
+
+/// Renews the controller lease every third of its time to live, until aborted.
+async fn renew_lease(pocketbase: cfa_pocketbase::PocketBaseClient, holder: String, ttl: Duration) {
+    loop {
+        tokio::time::sleep(ttl / 3).await;
+        match pocketbase.lease_acquire(CONTROLLER_LEASE, &holder, ttl).await {
+            Ok(lease) if lease.acquired => {}
+            Ok(lease) => {
+                tracing::error!(holder = %lease.holder, "another controller took the lease during this pass");
+            }
+            Err(error) => tracing::warn!(%error, "cannot renew the controller lease"),
+        }
     }
 }

@@ -5,6 +5,7 @@ mod audit;
 mod client;
 mod common;
 mod config;
+mod lease;
 mod quota;
 mod rules;
 mod schema;

@@ -1,0 +1,89 @@
+//! The controller's lease (`cfa_leases`, taken through pb_hooks/cfa_leases.pb.js): one
+//! controller acts at a time. PocketBase decides, in one transaction and on its own clock, so
+//! two callers never both hold it and a caller's clock never matters.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::{PocketBaseClient, PocketBaseError, PocketBaseErrorKind};
+
+/// The lease as PocketBase answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub name: String,
+    /// Whether the caller holds it now.
+    pub acquired: bool,
+    /// Who holds it (the caller when `acquired`).
+    pub holder: String,
+    /// When it ends unless renewed, in PocketBase's milliseconds since the epoch.
+    pub expires_ms: i64,
+    /// PocketBase's clock when it answered.
+    pub now_ms: i64,
+}
+
+impl Lease {
+    /// How long the lease still runs, by PocketBase's clock.
+    pub fn remaining(&self) -> Duration {
+        Duration::from_millis(u64::try_from(self.expires_ms - self.now_ms).unwrap_or(0))
+    }
+}
+
+impl PocketBaseClient {
+    /// Takes or renews lease `name` for `holder` for `ttl`, unless someone else holds it.
+    pub async fn lease_acquire(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Lease, PocketBaseError> {
+        let body = json!({ "holder": holder, "ttl_seconds": ttl.as_secs().max(1) });
+        let path = format!("api/cfa/leases/{}", segment(name)?);
+        let answer = self
+            .call("lease_acquire", Method::POST, &path, &[], Some(&body))
+            .await?
+            .unwrap_or_default();
+        lease_from(&answer).ok_or_else(|| {
+            PocketBaseError::new(
+                "lease_acquire",
+                PocketBaseErrorKind::Decode,
+                format!("unexpected lease answer: {answer}\nhint: run `cfa pb install` and restart PocketBase (the lease route is in pb_hooks/cfa_leases.pb.js)"),
+            )
+        })
+    }
+
+    /// Gives lease `name` up if `holder` holds it (a successor need not wait for it to expire).
+    pub async fn lease_release(&self, name: &str, holder: &str) -> Result<(), PocketBaseError> {
+        let path = format!("api/cfa/leases/{}/release", segment(name)?);
+        let body = json!({ "holder": holder });
+        self.call("lease_release", Method::POST, &path, &[], Some(&body)).await?;
+        Ok(())
+    }
+}
+
+/// Lease names are ours (`controller`): plain words only, so they need no escaping.
+fn segment(name: &str) -> Result<&str, PocketBaseError> {
+    let plain = !name.is_empty()
+        && name.len() <= 100
+        && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
+    if plain {
+        Ok(name)
+    } else {
+        Err(PocketBaseError::new(
+            "lease",
+            PocketBaseErrorKind::BadRequest,
+            format!("lease name `{}` is not a plain word", name.escape_debug()),
+        ))
+    }
+}
+
+fn lease_from(answer: &Value) -> Option<Lease> {
+    Some(Lease {
+        name: answer.get("name")?.as_str()?.to_owned(),
+        acquired: answer.get("acquired")?.as_bool()?,
+        holder: answer.get("holder")?.as_str()?.to_owned(),
+        expires_ms: answer.get("expires_ms")?.as_i64()?,
+        now_ms: answer.get("now_ms")?.as_i64()?,
+    })
+}
