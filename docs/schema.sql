@@ -89,3 +89,16 @@ CREATE TABLE `audit_log` (
 CREATE INDEX `idx_audit_log_time` ON `audit_log` (`time`);
 CREATE INDEX `idx_audit_log_tenant` ON `audit_log` (`tenant`, `time`);
 CREATE INDEX `idx_audit_log_stack` ON `audit_log` (`stack`, `time`);
+
+-- cfa_leases ---------------------------------------------------------------------------------
+-- Who runs the controller. Superusers only; taken and renewed only through
+-- POST /api/cfa/leases/{name} (pb_hooks/cfa_leases.pb.js), decided in one transaction on
+-- PocketBase's clock.
+CREATE TABLE `cfa_leases` (
+    `id`         TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL,
+    `name`       TEXT DEFAULT '' NOT NULL,      -- `controller`
+    `holder`     TEXT DEFAULT '' NOT NULL,      -- <host>:<pid> of the controller holding it
+    `expires_ms` NUMERIC DEFAULT 0 NOT NULL,    -- PocketBase's clock, ms since the epoch
+    `renewed`    TEXT DEFAULT '' NOT NULL       -- autodate (create and update)
+);
+CREATE UNIQUE INDEX `idx_cfa_leases_name` ON `cfa_leases` (`name`);

@@ -167,7 +167,7 @@ async fn a_fresh_instance_has_no_drift_and_a_changed_rule_is_reported() {
     let reference =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/schema.sql"))
             .unwrap();
-    for name in ["tenants", "agent_stacks", "audit_log"] {
+    for name in ["tenants", "agent_stacks", "audit_log", "cfa_leases"] {
         for field in collection(&superuser, name).await["fields"].as_array().unwrap() {
             let column = format!("`{}`", field["name"].as_str().unwrap());
             assert!(reference.contains(&column), "docs/schema.sql lacks {name}.{column}");
