@@ -3,13 +3,14 @@
 //! Everything here decides; nothing here does I/O. Plans and their ceilings ([`plan`]),
 //! admission and placement ([`admission`]), the stack lifecycle ([`lifecycle`]), names and
 //! domains ([`naming`]), resource arithmetic ([`resources`]), health judgement ([`health`]),
-//! readiness after a start across Coolify's status lag ([`readiness`]) and who may own a new
-//! tenant ([`onboarding`]).
+//! readiness after a start across Coolify's status lag ([`readiness`]), who may own a new
+//! tenant ([`onboarding`]) and how long a failing stack is left alone ([`backoff`]).
 //!
 //! **Architecture invariant:** no tokio, no reqwest, no file system, no clock. Functions take
 //! what they need as arguments and return decisions or typed errors.
 
 pub mod admission;
+pub mod backoff;
 pub mod health;
 pub mod lifecycle;
 pub mod naming;
@@ -22,6 +23,7 @@ pub use admission::{
     AdmissionError, AdmissionRequest, Admitted, ImageFootprint, Room, ServerCapacity,
     StackRequirements, TenantStanding, admit, room_on, stack_limits,
 };
+pub use backoff::Backoff;
 pub use health::{HealthJudgement, HealthVerdict, ProbeOutcome, judge_health};
 pub use lifecycle::{StackEvent, StackStatus, TransitionError};
 pub use naming::{BaseDomain, NameError, StackName, TenantSlug};

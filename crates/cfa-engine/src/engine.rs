@@ -46,6 +46,7 @@ use crate::steps::Step;
 
 mod admission;
 mod claims;
+mod controller;
 mod delete;
 mod domains;
 mod execute;
@@ -58,6 +59,7 @@ mod record;
 mod upgrade;
 mod wait;
 use claims::Created;
+pub use controller::{Backoffs, CONTROLLER_LEASE, ControllerPass, PassReport, StackActivation};
 pub use delete::DeleteOptions;
 use execute::{Operation, Progress};
 use observe::Begun;
@@ -65,7 +67,7 @@ use provision::service_urls;
 pub use read_only::{
     DryRunAdmission, OperationDryRun, OperationRequest, ProvisionDryRun, StackHealth,
 };
-pub use reconcile::{CONTROLLER_LEASE, ControllerPass, PassReport, Reconciled, StackActivation};
+pub use reconcile::Reconciled;
 
 /// The Coolify environment every stack lives in (Coolify creates it with the project).
 const ENVIRONMENT: &str = "production";

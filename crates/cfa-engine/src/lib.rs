@@ -18,9 +18,9 @@ mod settings;
 pub mod steps;
 
 pub use engine::{
-    CONTROLLER_LEASE, ControllerPass, DeleteOptions, DryRunAdmission, Engine, OperationDryRun,
-    OperationRequest, PassReport, ProvisionDryRun, ProvisionRequest, Reconciled, StackActivation,
-    StackHealth, StackOutcome,
+    Backoffs, CONTROLLER_LEASE, ControllerPass, DeleteOptions, DryRunAdmission, Engine,
+    OperationDryRun, OperationRequest, PassReport, ProvisionDryRun, ProvisionRequest, Reconciled,
+    StackActivation, StackHealth, StackOutcome,
 };
 pub use error::{EngineError, ErrorClass, Refusal};
 pub use settings::{

@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use anyhow::format_err;
-use cfa_engine::{ControllerPass, PassReport, Reconciled, StackActivation};
+use cfa_core::Backoff;
+use cfa_engine::{Backoffs, ControllerPass, PassReport, Reconciled, StackActivation};
 use clap::Args;
 use serde_json::{Value, json};
 
@@ -72,8 +73,9 @@ pub(crate) async fn controller(
         std::process::id()
     );
     let engine = &platform.engine;
+    let mut backoffs = Backoffs::new(Backoff::CONTROLLER);
     loop {
-        let pass = engine.controller_pass(&holder, lease, concurrency).await;
+        let pass = engine.controller_pass(&holder, lease, concurrency, &mut backoffs).await;
         let wait = match pass.map_err(engine_error) {
             Err(error) if args.once => return Err(error),
             Err(error) => {
@@ -125,6 +127,9 @@ fn print_report(global: &GlobalArgs, report: &PassReport) -> anyhow::Result<()> 
             "stacks_seen": report.stacks_seen,
             "failures": report.failures(),
             "activations": report.activations.iter().map(activation_json).collect::<Vec<_>>(),
+            "backing_off": report.backing_off.iter().map(|(tenant, stack, failures, wait)| json!({
+                "tenant": tenant, "stack": stack, "failures": failures, "retry_in_seconds": wait.as_secs(),
+            })).collect::<Vec<_>>(),
         })),
         OutputFormat::Text => {
             let mut text = format!(
@@ -144,6 +149,12 @@ fn print_report(global: &GlobalArgs, report: &PassReport) -> anyhow::Result<()> 
                     ),
                 };
                 text.push_str(&format!("  {line}\n"));
+            }
+            for (tenant, stack, failures, wait) in &report.backing_off {
+                text.push_str(&format!(
+                    "  {tenant}/{stack}: left alone for {}s more after {failures} failed attempts\n",
+                    wait.as_secs()
+                ));
             }
             output::print_text(&text)
         }

@@ -103,3 +103,50 @@ async fn a_tenants_requests_through_pocketbase_are_carried_out() {
         "said once"
     );
 }
+
+/// A stack whose activations keep failing is left alone, doubling, so a request that cannot
+/// be carried out (or a tenant flipping `error -> pending` in a loop) costs one attempt per
+/// backoff, not one per pass.
+#[tokio::test]
+async fn a_stack_that_keeps_failing_is_left_alone_for_a_while() {
+    let world = World::start_with(|config| config.record_exchanges = true).await;
+    world.tenant("flaky", PlanTier::Team, 2).await;
+    let engine = world.engine();
+    let running = engine.provision(&bot_request("flaky", "bot")).await.unwrap();
+    let service_uuid = running.service_uuid.unwrap();
+    let record = engine.stack("flaky", "bot").await.unwrap();
+    let retry = StackPatch { status: Some(StackStatus::Pending), ..StackPatch::default() };
+    world.pb.stack_update(&record.id, &retry).await.unwrap();
+    world.sandbox.inject(coolify_sandbox::Fault::ServerError {
+        requests: 100_000,
+        status: 500,
+        service_uuid: Some(service_uuid.clone()),
+    });
+
+    let policy = cfa_core::Backoff {
+        base: std::time::Duration::from_secs(60),
+        cap: std::time::Duration::from_secs(600),
+    };
+    let mut backoffs = cfa_engine::Backoffs::new(policy);
+    let first = engine.reconcile_pass(2, &mut backoffs).await.unwrap();
+    assert_eq!(first.failures(), 1, "{first:?}");
+    // Coolify failed before the deploy began (reading the service's secrets): the request stands.
+    assert_eq!(engine.stack("flaky", "bot").await.unwrap().status, StackStatus::Pending);
+
+    // The next pass leaves it alone and sends Coolify nothing for it.
+    let calls = world.sandbox.exchanges().len();
+    let second = engine.reconcile_pass(2, &mut backoffs).await.unwrap();
+    assert!(second.activations.is_empty(), "{second:?}");
+    let (tenant, stack, failures, wait) = &second.backing_off[0];
+    assert_eq!((tenant.as_str(), stack.as_str(), *failures), ("flaky", "bot", 1));
+    assert!(*wait > std::time::Duration::from_secs(50), "{wait:?}");
+    assert_eq!(world.sandbox.exchanges().len(), calls, "no Coolify call for a stack backing off");
+    assert_eq!(engine.stack("flaky", "bot").await.unwrap().status, StackStatus::Pending);
+
+    // A fresh controller (no memory) tries; once Coolify answers again it converges.
+    world.sandbox.clear_faults();
+    let mut fresh = cfa_engine::Backoffs::new(policy);
+    let third = engine.reconcile_pass(2, &mut fresh).await.unwrap();
+    assert_eq!(third.failures(), 0, "{third:?}");
+    assert_eq!(engine.stack("flaky", "bot").await.unwrap().status, StackStatus::Running);
+}

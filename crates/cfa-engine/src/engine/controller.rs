@@ -1,0 +1,185 @@
+//! The controller's pass: every record listed once, those that ask for something reconciled,
+//! N at a time, under PocketBase's controller lease; stacks whose activations keep failing are
+//! left alone for a while ([`cfa_core::Backoff`]), so they cannot spend Coolify's request budget.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use cfa_core::Backoff;
+
+use super::*;
+
+/// One stack's part of a pass.
+#[derive(Debug)]
+pub struct StackActivation {
+    pub tenant: String,
+    pub stack: String,
+    pub result: Result<Reconciled, EngineError>,
+}
+
+/// What one pass over every stack saw and did.
+#[derive(Debug, Default)]
+pub struct PassReport {
+    /// Every record PocketBase listed.
+    pub stacks_seen: usize,
+    /// The stacks whose record asked for something (`pending`, `deploying`, `stopped`), each
+    /// reconciled; `running` and `error` records ask for nothing and are not touched.
+    pub activations: Vec<StackActivation>,
+    /// Stacks that asked but failed lately: `(tenant, stack, failures, retried in)`.
+    pub backing_off: Vec<(String, String, u32, Duration)>,
+}
+
+/// The controller's memory between passes: which stacks failed, how often, and when they may
+/// be tried again.
+#[derive(Debug)]
+pub struct Backoffs {
+    policy: Backoff,
+    failing: HashMap<(String, String), (u32, Instant)>,
+}
+
+impl Backoffs {
+    pub fn new(policy: Backoff) -> Backoffs {
+        Backoffs { policy, failing: HashMap::new() }
+    }
+
+    /// `None` when the stack may be tried now, else its failures and how long until it may.
+    fn waiting(&self, key: &(String, String), now: Instant) -> Option<(u32, Duration)> {
+        let (failures, retry_at) = self.failing.get(key)?;
+        (*retry_at > now).then(|| (*failures, *retry_at - now))
+    }
+
+    fn record(&mut self, key: (String, String), failed: bool, now: Instant) {
+        if !failed {
+            self.failing.remove(&key);
+            return;
+        }
+        let failures = self.failing.get(&key).map_or(0, |(failures, _)| *failures) + 1;
+        self.failing.insert(key, (failures, now + self.policy.delay(failures)));
+    }
+}
+
+impl PassReport {
+    pub fn failures(&self) -> usize {
+        self.activations.iter().filter(|activation| activation.result.is_err()).count()
+    }
+}
+
+impl Engine {
+    /// One pass: lists every record once (with its tenant) and reconciles those whose record
+    /// asks for something and are not backing off, at most `concurrency` at a time.
+    pub async fn reconcile_pass(
+        &self,
+        concurrency: usize,
+        backoffs: &mut Backoffs,
+    ) -> Result<PassReport, EngineError> {
+        use futures::StreamExt;
+        let subject = Subject { tenant: "*".to_owned(), stack: "*".to_owned() };
+        let records = self
+            .inner
+            .pocketbase
+            .stack_list_all(&StackFilter::default(), true)
+            .await
+            .map_err(|error| subject.pocketbase(Step::RecordPending, error))?;
+        let asking: Vec<(String, String)> = records
+            .iter()
+            .filter(|record| {
+                matches!(
+                    record.status,
+                    StackStatus::Pending | StackStatus::Deploying | StackStatus::Stopped
+                )
+            })
+            .filter_map(|record| {
+                let tenant = record.tenant.as_ref()?;
+                Some((tenant.slug.clone(), record.stack_name.clone()))
+            })
+            .collect();
+        let now = Instant::now();
+        let mut backing_off = Vec::new();
+        let mut due = Vec::new();
+        for key in asking {
+            match backoffs.waiting(&key, now) {
+                Some((failures, wait)) => backing_off.push((key.0, key.1, failures, wait)),
+                None => due.push(key),
+            }
+        }
+        let activations: Vec<StackActivation> = futures::stream::iter(due)
+            .map(|(tenant, stack)| async move {
+                let result = self.reconcile(&tenant, &stack).await;
+                StackActivation { tenant, stack, result }
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        let now = Instant::now();
+        for activation in &activations {
+            let key = (activation.tenant.clone(), activation.stack.clone());
+            backoffs.record(key, activation.result.is_err(), now);
+        }
+        Ok(PassReport { stacks_seen: records.len(), activations, backing_off })
+    }
+}
+
+/// The lease every controller takes before a pass: one controller acts at a time.
+pub const CONTROLLER_LEASE: &str = "controller";
+
+/// A pass, or why there was none.
+#[derive(Debug)]
+pub enum ControllerPass {
+    Ran(PassReport),
+    /// Another controller holds the lease.
+    LeaseHeld {
+        holder: String,
+        remaining: Duration,
+    },
+}
+
+impl Engine {
+    /// Takes (or renews) the controller lease for `holder`, then runs one pass, renewing the
+    /// lease every third of `lease_ttl` while it runs; a second controller meanwhile gets
+    /// [`ControllerPass::LeaseHeld`] and takes over once the lease expires (its holder died).
+    pub async fn controller_pass(
+        &self,
+        holder: &str,
+        lease_ttl: Duration,
+        concurrency: usize,
+        backoffs: &mut Backoffs,
+    ) -> Result<ControllerPass, EngineError> {
+        let subject = Subject { tenant: "*".to_owned(), stack: "*".to_owned() };
+        let pocketbase = &self.inner.pocketbase;
+        let lease = pocketbase
+            .lease_acquire(CONTROLLER_LEASE, holder, lease_ttl)
+            .await
+            .map_err(|error| subject.pocketbase(Step::RecordPending, error))?;
+        if !lease.acquired {
+            return Ok(ControllerPass::LeaseHeld {
+                holder: lease.holder.clone(),
+                remaining: lease.remaining(),
+            });
+        }
+        let renewal = tokio::spawn(renew_lease(pocketbase.clone(), holder.to_owned(), lease_ttl));
+        let report = self.reconcile_pass(concurrency, backoffs).await;
+        renewal.abort();
+        report.map(ControllerPass::Ran)
+    }
+
+    /// Gives the controller lease up (a clean exit): the next controller need not wait.
+    pub async fn controller_release(&self, holder: &str) {
+        if let Err(error) = self.inner.pocketbase.lease_release(CONTROLLER_LEASE, holder).await {
+            tracing::warn!(%error, "cannot release the controller lease; it expires by itself");
+        }
+    }
+}
+
+/// Renews the controller lease every third of its time to live, until aborted.
+async fn renew_lease(pocketbase: cfa_pocketbase::PocketBaseClient, holder: String, ttl: Duration) {
+    loop {
+        tokio::time::sleep(ttl / 3).await;
+        match pocketbase.lease_acquire(CONTROLLER_LEASE, &holder, ttl).await {
+            Ok(lease) if lease.acquired => {}
+            Ok(lease) => {
+                tracing::error!(holder = %lease.holder, "another controller took the lease during this pass");
+            }
+            Err(error) => tracing::warn!(%error, "cannot renew the controller lease"),
+        }
+    }
+}
