@@ -59,7 +59,9 @@ mod record;
 mod upgrade;
 mod wait;
 use claims::Created;
-pub use controller::{Backoffs, CONTROLLER_LEASE, ControllerPass, PassReport, StackActivation};
+pub use controller::{
+    Backoffs, CONTROLLER_LEASE, ControllerPass, PassReport, StackActivation, Woken,
+};
 pub use delete::DeleteOptions;
 use execute::{Operation, Progress};
 use observe::Begun;

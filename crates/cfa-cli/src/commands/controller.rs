@@ -74,6 +74,7 @@ pub(crate) async fn controller(
     );
     let engine = &platform.engine;
     let mut backoffs = Backoffs::new(Backoff::CONTROLLER);
+    let mut subscription = None;
     loop {
         let pass = engine.controller_pass(&holder, lease, concurrency, &mut backoffs).await;
         let wait = match pass.map_err(engine_error) {
@@ -111,8 +112,12 @@ pub(crate) async fn controller(
                 Duration::from_secs(args.interval_seconds)
             }
         };
+        // A record that asks for something wakes the next pass at once; the interval is the
+        // full resync that catches what events missed.
         tokio::select! {
-            () = tokio::time::sleep(wait) => {}
+            woken = engine.wait_for_request(&mut subscription, wait) => {
+                tracing::debug!(?woken, "next pass");
+            }
             _ = tokio::signal::ctrl_c() => {
                 engine.controller_release(&holder).await;
                 return Ok(());

@@ -73,3 +73,52 @@ async fn the_controller_carries_out_what_records_ask_for() {
     // Each --once run gave the lease up: another controller takes it at once.
     assert!(pb.lease_acquire("controller", "other-host:7", ttl).await.unwrap().acquired);
 }
+
+/// A running controller (its resync an hour away) is woken by PocketBase's realtime event and
+/// carries a `stopped` out within seconds; a second controller meanwhile exits 3, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_controller_is_woken_by_a_request() {
+    let world = World::start().await;
+    let created = world.cfa(&["tenant", "create", "live", "--owner-email", "ops@live.test"]).await;
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let provisioned = cfa_owned(&world, &bot_args("live", "bot", &[])).await;
+    assert_eq!(provisioned.code, 0, "{}", provisioned.stderr);
+    let pb = world.pocketbase.superuser().await.unwrap();
+    let record = pb.stack_list_all(&StackFilter::default(), false).await.unwrap().remove(0);
+
+    let mut controller = tokio::process::Command::new(env!("CARGO_BIN_EXE_cfa"))
+        .args(["controller", "--interval-seconds", "3600"])
+        .env("CFA_CONFIG", &world.config)
+        .env("CFA_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Its first pass has nothing to do; wait until it holds the lease.
+    let mut second = None;
+    for _ in 0..100 {
+        let run = world.cfa(&["controller", "--once"]).await;
+        if run.code == 3 {
+            second = Some(run);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let second = second.expect("the running controller took the lease");
+    assert!(second.stderr.contains(&format!(":{}", controller.id().unwrap())), "{}", second.stderr);
+
+    let stop = StackPatch { status: Some(StackStatus::Stopped), ..StackPatch::default() };
+    pb.stack_update(&record.id, &stop).await.unwrap();
+    let mut stopped = false;
+    for _ in 0..150 {
+        let status = world.cfa(&["status", "live/bot", "--output", "json"]).await;
+        if status.stdout.contains("exited") {
+            stopped = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(stopped, "the controller did not carry the request out within 15 s");
+    controller.kill().await.unwrap();
+}

@@ -30,7 +30,7 @@ pub(crate) struct World {
     pub(crate) pocketbase: TestPocketBase,
     pub(crate) sandbox: SandboxHandle,
     _dir: tempfile::TempDir,
-    config: std::path::PathBuf,
+    pub(crate) config: std::path::PathBuf,
     /// Every byte every command printed, for the secrets check.
     transcript: std::sync::Mutex<String>,
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use cfa_core::Backoff;
+use cfa_pocketbase::{StackChange, StackSubscription};
 
 use super::*;
 
@@ -180,6 +181,62 @@ async fn renew_lease(pocketbase: cfa_pocketbase::PocketBaseClient, holder: Strin
                 tracing::error!(holder = %lease.holder, "another controller took the lease during this pass");
             }
             Err(error) => tracing::warn!(%error, "cannot renew the controller lease"),
+        }
+    }
+}
+
+/// Why the controller's wait between passes ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woken {
+    /// A record now asks for something (PocketBase's realtime event), or events may have been
+    /// missed (the stream reconnected).
+    Request,
+    /// The wait ran out: time for the full resync.
+    Timeout,
+}
+
+impl Engine {
+    /// Waits until PocketBase reports a record that asks for something, or `max_wait` passes.
+    /// The subscription is opened on first use and again after it failed (PocketBase down: the
+    /// wait is then only the timeout, and the full resync catches up).
+    pub async fn wait_for_request(
+        &self,
+        subscription: &mut Option<StackSubscription>,
+        max_wait: Duration,
+    ) -> Woken {
+        let deadline = tokio::time::Instant::now() + max_wait;
+        if subscription.is_none() {
+            match self.inner.pocketbase.stack_subscribe().await {
+                Ok(opened) => *subscription = Some(opened),
+                Err(error) => {
+                    tracing::warn!(%error, "no realtime subscription; passes run on the interval only")
+                }
+            }
+        }
+        let Some(stream) = subscription.as_mut() else {
+            tokio::time::sleep_until(deadline).await;
+            return Woken::Timeout;
+        };
+        loop {
+            let change = tokio::select! {
+                change = stream.next() => change,
+                () = tokio::time::sleep_until(deadline) => return Woken::Timeout,
+            };
+            match change {
+                Ok(StackChange::Created(record) | StackChange::Updated(record))
+                    if matches!(record.status, StackStatus::Pending | StackStatus::Stopped) =>
+                {
+                    return Woken::Request;
+                }
+                Ok(StackChange::Reconnected) => return Woken::Request,
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "the realtime subscription failed; resubscribing next time");
+                    *subscription = None;
+                    tokio::time::sleep_until(deadline).await;
+                    return Woken::Timeout;
+                }
+            }
         }
     }
 }
