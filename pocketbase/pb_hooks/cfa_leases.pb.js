@@ -1,9 +1,10 @@
 /// <reference path="../pb_data/types.d.ts" />
 
-// The controller's lease: POST /api/cfa/leases/{name} with {"holder", "ttl_seconds"} takes the
+// The controller's lease: POST /api/cfa/leases/{name} with {"holder", "ttl_seconds"} (and,
+// from the holder after a pass, "last_pass") takes the
 // lease when it is free, expired or already the caller's, and renews it; the answer says
 // whether the caller holds it and who does. POST /api/cfa/leases/{name}/release with
-// {"holder"} gives it up. Superusers only.
+// {"holder"} gives it up (expires it now). Superusers only.
 // One transaction per request, and PocketBase writes through one connection, so two callers
 // are decided one after the other; expiry is judged on PocketBase's clock, never a caller's.
 
@@ -34,6 +35,9 @@ routerAdd("POST", "/api/cfa/leases/{name}", (e) => {
     }
     lease.set("holder", holder);
     lease.set("expires_ms", now + ttl * 1000);
+    if (body.last_pass !== undefined && body.last_pass !== null) {
+      lease.set("last_pass", body.last_pass);
+    }
     txApp.save(lease);
     answer = { acquired: true, holder: holder, expires_ms: now + ttl * 1000 };
   });
@@ -57,8 +61,11 @@ routerAdd("POST", "/api/cfa/leases/{name}/release", (e) => {
     } catch (_) {
       return;
     }
+    // Released: expired now, so the next caller takes it; the holder and its last pass stay
+    // for `cfa status --controller`.
     if (lease.getString("holder") === holder) {
-      txApp.delete(lease);
+      lease.set("expires_ms", Date.now());
+      txApp.save(lease);
     }
   });
   return e.noContent(204);

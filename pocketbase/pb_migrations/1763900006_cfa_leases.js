@@ -23,6 +23,8 @@ migrate((app) => {
       { name: "name", type: "text", required: true, max: 100 },
       { name: "holder", type: "text", required: true, max: 200 },
       { name: "expires_ms", type: "number", required: true, onlyInt: true },
+      // What the holder's last pass saw and did (`cfa status --controller` shows it).
+      { name: "last_pass", type: "json", maxSize: 65536 },
       { name: "renewed", type: "autodate", onCreate: true, onUpdate: true },
     ],
     indexes: ["CREATE UNIQUE INDEX `idx_cfa_leases_name` ON `cfa_leases` (`name`)"],

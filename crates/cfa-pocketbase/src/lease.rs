@@ -38,7 +38,22 @@ impl PocketBaseClient {
         holder: &str,
         ttl: Duration,
     ) -> Result<Lease, PocketBaseError> {
-        let body = json!({ "holder": holder, "ttl_seconds": ttl.as_secs().max(1) });
+        self.lease_renew_with(name, holder, ttl, None).await
+    }
+
+    /// As [`PocketBaseClient::lease_acquire`], and keeps `last_pass` (what the holder's last
+    /// pass saw and did) on the lease when the caller holds it.
+    pub async fn lease_renew_with(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+        last_pass: Option<&Value>,
+    ) -> Result<Lease, PocketBaseError> {
+        let mut body = json!({ "holder": holder, "ttl_seconds": ttl.as_secs().max(1) });
+        if let Some(last_pass) = last_pass {
+            body["last_pass"] = last_pass.clone();
+        }
         let path = format!("api/cfa/leases/{}", segment(name)?);
         let answer = self
             .call("lease_acquire", Method::POST, &path, &[], Some(&body))
@@ -59,6 +74,36 @@ impl PocketBaseClient {
         let body = json!({ "holder": holder });
         self.call("lease_release", Method::POST, &path, &[], Some(&body)).await?;
         Ok(())
+    }
+}
+
+/// A lease as stored: who holds it until when, and its holder's last pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaseRecord {
+    pub holder: String,
+    pub expires_ms: i64,
+    pub last_pass: Value,
+}
+
+impl PocketBaseClient {
+    /// Lease `name` as stored, `None` when nobody ever took it.
+    pub async fn lease_view(&self, name: &str) -> Result<Option<LeaseRecord>, PocketBaseError> {
+        let filter = format!("name = {}", crate::quote(segment(name)?));
+        let query = [("filter", filter), ("perPage", "1".to_owned())];
+        let answer = self
+            .call("lease_view", Method::GET, "api/collections/cfa_leases/records", &query, None)
+            .await?
+            .unwrap_or_default();
+        let Some(item) =
+            answer.get("items").and_then(Value::as_array).and_then(|items| items.first())
+        else {
+            return Ok(None);
+        };
+        Ok(Some(LeaseRecord {
+            holder: item.get("holder").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            expires_ms: item.get("expires_ms").and_then(Value::as_i64).unwrap_or_default(),
+            last_pass: item.get("last_pass").cloned().unwrap_or(Value::Null),
+        }))
     }
 }
 

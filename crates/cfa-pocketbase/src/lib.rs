@@ -20,7 +20,7 @@ mod types;
 pub use client::{ListOptions, MAX_PER_PAGE, Password, PocketBaseClient};
 pub use error::{FieldError, PocketBaseError, PocketBaseErrorKind};
 pub use filter::{AuditQuery, StackFilter, quote};
-pub use lease::Lease;
+pub use lease::{Lease, LeaseRecord};
 pub use realtime::{StackChange, StackSubscription};
 pub use types::{
     AgentStack, AuditEntry, AuditOutcome, NewAuditEntry, NewStack, NewTenant, Page, StackPatch,

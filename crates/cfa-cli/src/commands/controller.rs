@@ -200,3 +200,61 @@ fn activation_json(activation: &StackActivation) -> Value {
         }),
     }
 }
+
+/// `cfa status --controller`: the lease holder and the last pass, as the holder recorded it.
+pub(crate) async fn status(global: &GlobalArgs, platform: &Platform) -> anyhow::Result<()> {
+    let lease = platform.engine.controller_status().await.map_err(engine_error)?;
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    match global.output {
+        OutputFormat::Json => output::print_json(&match &lease {
+            None => json!({ "holder": null, "held": false, "last_pass": null }),
+            Some(lease) => json!({
+                "holder": lease.holder,
+                "held": lease.expires_ms > now_ms,
+                "expires_ms": lease.expires_ms,
+                "last_pass": lease.last_pass,
+            }),
+        }),
+        OutputFormat::Text => {
+            let Some(lease) = lease else {
+                return output::print_text("controller: never ran (no lease taken)\n");
+            };
+            let seconds = (lease.expires_ms - now_ms) / 1000;
+            let mut text = if seconds > 0 {
+                format!(
+                    "controller: held by {} for {seconds}s more (renewed while it runs)\n",
+                    lease.holder
+                )
+            } else {
+                format!(
+                    "controller: not running (last holder {}, lease ended {}s ago)\n",
+                    lease.holder, -seconds
+                )
+            };
+            let pass = &lease.last_pass;
+            if pass.is_null() {
+                text.push_str("last pass: none recorded\n");
+            } else {
+                text.push_str(&format!(
+                    "last pass: {} (took {} ms): {} stacks seen, {} acted, {} waiting, {} failed, {} backing off\n",
+                    pass["finished"].as_str().unwrap_or("?"),
+                    pass["took_ms"],
+                    pass["stacks_seen"],
+                    pass["acted"],
+                    pass["waiting"],
+                    pass["failed"],
+                    pass["backing_off"],
+                ));
+                for error in pass["errors"].as_array().into_iter().flatten() {
+                    text.push_str(&format!(
+                        "  failed: {}/{}: {}\n",
+                        error["tenant"].as_str().unwrap_or("?"),
+                        error["stack"].as_str().unwrap_or("?"),
+                        error["error"].as_str().unwrap_or("?"),
+                    ));
+                }
+            }
+            output::print_text(&text)
+        }
+    }
+}

@@ -84,6 +84,9 @@ pub(crate) struct DeleteArgs {
 pub(crate) struct StatusArgs {
     /// `<tenant>` or `<tenant>/<stack>`; every stack when absent.
     pub(crate) target: Option<String>,
+    /// The controller instead: who holds its lease, and what its last pass saw and did.
+    #[arg(long, conflicts_with = "target")]
+    pub(crate) controller: bool,
 }
 
 #[derive(Debug, Args)]
@@ -542,6 +545,9 @@ pub(crate) async fn status(
     platform: &Platform,
     args: StatusArgs,
 ) -> anyhow::Result<()> {
+    if args.controller {
+        return super::controller::status(global, platform).await;
+    }
     let (tenant, stack) = match args.target.as_deref() {
         None => (None, None),
         Some(target) if target.contains('/') => {

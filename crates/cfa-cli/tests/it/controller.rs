@@ -70,6 +70,18 @@ async fn the_controller_carries_out_what_records_ask_for() {
     let failing = world.cfa(&["controller", "--once"]).await;
     assert_eq!(failing.code, 1, "{}\n{}", failing.stdout, failing.stderr);
     assert!(failing.stdout.contains("acme/bot: failed"), "{}", failing.stdout);
+    // What the last pass saw and did stays on the lease.
+    let status = world.cfa(&["status", "--controller"]).await;
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert!(status.stdout.contains("not running"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("2 stacks seen") && status.stdout.contains("1 failed"),
+        "{}",
+        status.stdout
+    );
+    assert!(status.stdout.contains("failed: acme/bot:"), "{}", status.stdout);
+    let status = world.cfa(&["status", "--controller", "--output", "json"]).await;
+    assert_eq!(status.json()["last_pass"]["failed"], 1, "{}", status.stdout);
     // Each --once run gave the lease up: another controller takes it at once.
     assert!(pb.lease_acquire("controller", "other-host:7", ttl).await.unwrap().acquired);
 }
@@ -96,17 +108,23 @@ async fn a_running_controller_is_woken_by_a_request() {
         .spawn()
         .unwrap();
     // Its first pass has nothing to do; wait until it holds the lease.
-    let mut second = None;
+    let pid = format!(":{}", controller.id().unwrap());
+    let mut held = false;
     for _ in 0..100 {
-        let run = world.cfa(&["controller", "--once"]).await;
-        if run.code == 3 {
-            second = Some(run);
+        let status = world.cfa(&["status", "--controller", "--output", "json"]).await;
+        let lease = status.json();
+        if lease["held"] == true
+            && lease["holder"].as_str().is_some_and(|holder| holder.ends_with(&pid))
+        {
+            held = true;
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let second = second.expect("the running controller took the lease");
-    assert!(second.stderr.contains(&format!(":{}", controller.id().unwrap())), "{}", second.stderr);
+    assert!(held, "the running controller took the lease");
+    let second = world.cfa(&["controller", "--once"]).await;
+    assert_eq!(second.code, 3, "{}\n{}", second.stdout, second.stderr);
+    assert!(second.stderr.contains(&pid), "{}", second.stderr);
 
     let stop = StackPatch { status: Some(StackStatus::Stopped), ..StackPatch::default() };
     pb.stack_update(&record.id, &stop).await.unwrap();

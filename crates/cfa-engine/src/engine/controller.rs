@@ -63,6 +63,41 @@ impl PassReport {
     pub fn failures(&self) -> usize {
         self.activations.iter().filter(|activation| activation.result.is_err()).count()
     }
+
+    /// What the pass saw and did, as kept on the lease for `cfa status --controller`: when,
+    /// how long, stacks seen, actions, waits, failures (the first 20, first line each).
+    pub fn summary(&self, finished: jiff::Timestamp, took: Duration) -> Value {
+        let count = |wanted: fn(&Reconciled) -> bool| {
+            self.activations
+                .iter()
+                .filter(|activation| activation.result.as_ref().is_ok_and(wanted))
+                .count()
+        };
+        let errors: Vec<Value> = self
+            .activations
+            .iter()
+            .filter_map(|activation| {
+                let error = activation.result.as_ref().err()?;
+                Some(json!({
+                    "tenant": activation.tenant,
+                    "stack": activation.stack,
+                    "error": error.to_string().lines().next().unwrap_or_default(),
+                }))
+            })
+            .take(20)
+            .collect();
+        json!({
+            "finished": finished.to_string(),
+            "took_ms": u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            "stacks_seen": self.stacks_seen,
+            "acted": count(|reconciled| matches!(reconciled, Reconciled::Acted { .. })),
+            "waiting": count(|reconciled| matches!(reconciled, Reconciled::Waiting { .. })),
+            "converged": count(|reconciled| matches!(reconciled, Reconciled::Converged { .. })),
+            "failed": self.failures(),
+            "backing_off": self.backing_off.len(),
+            "errors": errors,
+        })
+    }
 }
 
 impl Engine {
@@ -157,10 +192,31 @@ impl Engine {
                 remaining: lease.remaining(),
             });
         }
+        let started = Instant::now();
         let renewal = tokio::spawn(renew_lease(pocketbase.clone(), holder.to_owned(), lease_ttl));
         let report = self.reconcile_pass(concurrency, backoffs).await;
         renewal.abort();
-        report.map(ControllerPass::Ran)
+        let report = report?;
+        let summary = report.summary(jiff::Timestamp::now(), started.elapsed());
+        // Best effort: the pass happened whether or not PocketBase keeps its summary.
+        if let Err(error) =
+            pocketbase.lease_renew_with(CONTROLLER_LEASE, holder, lease_ttl, Some(&summary)).await
+        {
+            tracing::warn!(%error, "cannot record the pass on the controller lease");
+        }
+        Ok(ControllerPass::Ran(report))
+    }
+
+    /// The controller lease as stored: its holder, until when, and the holder's last pass.
+    pub async fn controller_status(
+        &self,
+    ) -> Result<Option<cfa_pocketbase::LeaseRecord>, EngineError> {
+        let subject = Subject { tenant: "*".to_owned(), stack: "*".to_owned() };
+        self.inner
+            .pocketbase
+            .lease_view(CONTROLLER_LEASE)
+            .await
+            .map_err(|error| subject.pocketbase(Step::RecordPending, error))
     }
 
     /// Gives the controller lease up (a clean exit): the next controller need not wait.
