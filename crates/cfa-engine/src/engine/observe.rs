@@ -35,22 +35,12 @@ impl Engine {
         if progress.service_uuid.is_none()
             && let Some(project_uuid) = &progress.project_uuid
         {
-            let service_name = coolify_service_name(stack_name);
-            let marker = service_marker(slug.as_str(), stack_name.as_str());
             let environment_seen = std::sync::atomic::AtomicBool::new(false);
             let list_services = || async {
                 match coolify.get_environment_by_name_or_uuid(project_uuid, ENVIRONMENT).await {
                     Ok(environment) => Ok({
                         environment_seen.store(true, std::sync::atomic::Ordering::Relaxed);
-                        environment
-                            .services
-                            .into_iter()
-                            .filter(|service| {
-                                service.name == service_name
-                                    && service.description.as_deref() == Some(marker.as_str())
-                            })
-                            .map(|service| service.uuid)
-                            .collect()
+                        our_services(environment.services, slug, stack_name)
                     }),
                     Err(error) if error.is_not_found() => Ok(Vec::new()),
                     Err(error) => Err(subject.coolify(Step::EnsureEnvironment, error)),
@@ -92,6 +82,24 @@ impl Engine {
             start_queued,
         })
     }
+}
+
+/// The uuids of the services that are this stack's: its name and our marker (a twin created
+/// by a racing process looks the same; `claims` picks one).
+pub(super) fn our_services(
+    services: Vec<cfa_coolify::types::ServiceSummary>,
+    slug: &TenantSlug,
+    stack_name: &StackName,
+) -> Vec<String> {
+    let name = coolify_service_name(stack_name);
+    let marker = service_marker(slug.as_str(), stack_name.as_str());
+    services
+        .into_iter()
+        .filter(|service| {
+            service.name == name && service.description.as_deref() == Some(marker.as_str())
+        })
+        .map(|service| service.uuid)
+        .collect()
 }
 
 /// An operation on an existing stack: its names, its tenant, what it observed, and (for a

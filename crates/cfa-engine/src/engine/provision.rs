@@ -166,22 +166,16 @@ impl Engine {
                     }
                 };
                 tracing::info!(tenant = %subject.tenant, stack = %subject.stack, service_uuid = %created.uuid, "created the Coolify service");
-                let service_name = coolify_service_name(operation.stack_name);
-                let marker = service_marker(operation.slug.as_str(), operation.stack_name.as_str());
                 let list_existing = || async {
                     let environment = coolify
                         .get_environment_by_name_or_uuid(&request.project_uuid, ENVIRONMENT)
                         .await
                         .map_err(|error| subject.coolify(step, error))?;
-                    Ok(environment
-                        .services
-                        .into_iter()
-                        .filter(|service| {
-                            service.name == service_name
-                                && service.description.as_deref() == Some(marker.as_str())
-                        })
-                        .map(|service| service.uuid)
-                        .collect())
+                    Ok(super::observe::our_services(
+                        environment.services,
+                        operation.slug,
+                        operation.stack_name,
+                    ))
                 };
                 let winner = self
                     .settle_creation(subject, Created::Service, &created.uuid, list_existing)
