@@ -1,8 +1,9 @@
-//! The controller's pass: every record listed once, those that ask for something reconciled,
-//! N at a time, under PocketBase's controller lease; stacks whose activations keep failing are
-//! left alone for a while ([`cfa_core::Backoff`]), so they cannot spend Coolify's request budget.
+//! The controller's pass: every record listed once (and Coolify's services once, when a record
+//! is `stopped`), those that ask for something reconciled, N at a time, under PocketBase's
+//! controller lease; stacks whose activations keep failing are left alone for a while
+//! ([`cfa_core::Backoff`]), so they cannot spend Coolify's request budget.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use cfa_core::Backoff;
@@ -23,8 +24,9 @@ pub struct StackActivation {
 pub struct PassReport {
     /// Every record PocketBase listed.
     pub stacks_seen: usize,
-    /// The stacks whose record asked for something (`pending`, `deploying`, `stopped`), each
-    /// reconciled; `running` and `error` records ask for nothing and are not touched.
+    /// The stacks whose record asked for something (`pending`, `deploying`, `stopped` while
+    /// Coolify lists its containers running), each reconciled; `running` and `error` records
+    /// ask for nothing and are not touched.
     pub activations: Vec<StackActivation>,
     /// Stacks that asked but failed lately: `(tenant, stack, failures, retried in)`.
     pub backing_off: Vec<(String, String, u32, Duration)>,
@@ -116,13 +118,31 @@ impl Engine {
             .stack_list_all(&StackFilter::default(), true)
             .await
             .map_err(|error| subject.pocketbase(Step::RecordPending, error))?;
+        // A `stopped` record asks for something only while its containers run: one list of
+        // every service per pass tells which do, instead of one observation per stopped stack.
+        let running_services: HashSet<String> =
+            if records.iter().any(|record| record.status == StackStatus::Stopped) {
+                self.inner
+                    .coolify
+                    .list_services()
+                    .await
+                    .map_err(|error| subject.coolify(Step::StopService, error))?
+                    .into_iter()
+                    .filter(|service| is_running_status(&service.status))
+                    .map(|service| service.uuid)
+                    .collect()
+            } else {
+                HashSet::new()
+            };
         let asking: Vec<(String, String)> = records
             .iter()
-            .filter(|record| {
-                matches!(
-                    record.status,
-                    StackStatus::Pending | StackStatus::Deploying | StackStatus::Stopped
-                )
+            .filter(|record| match record.status {
+                StackStatus::Pending | StackStatus::Deploying => true,
+                StackStatus::Stopped => record
+                    .coolify_service_uuid
+                    .as_ref()
+                    .is_some_and(|uuid| running_services.contains(uuid)),
+                StackStatus::Running | StackStatus::Error => false,
             })
             .filter_map(|record| {
                 let tenant = record.tenant.as_ref()?;
