@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::format_err;
 use cfa_core::Backoff;
-use cfa_engine::{Backoffs, ControllerPass, PassReport, Reconciled, StackActivation};
+use cfa_engine::{Backoffs, ControllerPass, PassReport, Reconciled, StackActivation, Woken};
 use clap::Args;
 use serde_json::{Value, json};
 
@@ -75,8 +75,12 @@ pub(crate) async fn controller(
     let engine = &platform.engine;
     let mut backoffs = Backoffs::new(Backoff::CONTROLLER);
     let mut subscription = None;
+    // The record a realtime event named: the next pass reconciles only it.
+    let mut only: Option<Box<cfa_pocketbase::AgentStack>> = None;
     loop {
-        let pass = engine.controller_pass(&holder, lease, concurrency, &mut backoffs).await;
+        let pass = engine
+            .controller_pass(&holder, lease, concurrency, &mut backoffs, only.take().as_deref())
+            .await;
         let wait = match pass.map_err(engine_error) {
             Err(error) if args.once => return Err(error),
             Err(error) => {
@@ -116,7 +120,9 @@ pub(crate) async fn controller(
         // full resync that catches what events missed.
         tokio::select! {
             woken = engine.wait_for_request(&mut subscription, wait) => {
-                tracing::debug!(?woken, "next pass");
+                if let Woken::Request(record) = woken {
+                    only = Some(record);
+                }
             }
             _ = tokio::signal::ctrl_c() => {
                 engine.controller_release(&holder).await;

@@ -190,7 +190,34 @@ pub enum ControllerPass {
 }
 
 impl Engine {
-    /// Takes (or renews) the controller lease for `holder`, then runs one pass, renewing the
+    /// One record's activation, as a pass of one: a realtime event named it, so there is no
+    /// need to list every record first.
+    async fn reconcile_one(
+        &self,
+        record: &AgentStack,
+        backoffs: &mut Backoffs,
+    ) -> Result<PassReport, EngineError> {
+        let subject = Subject { tenant: "*".to_owned(), stack: record.stack_name.clone() };
+        let tenant = self
+            .inner
+            .pocketbase
+            .tenant_view(&record.tenant_id)
+            .await
+            .map_err(|error| subject.pocketbase(Step::RecordPending, error))?;
+        let key = (tenant.slug, record.stack_name.clone());
+        let mut report = PassReport { stacks_seen: 1, ..PassReport::default() };
+        if let Some((failures, wait)) = backoffs.waiting(&key, Instant::now()) {
+            report.backing_off.push((key.0, key.1, failures, wait));
+            return Ok(report);
+        }
+        let result = self.reconcile(&key.0, &key.1).await;
+        backoffs.record(key.clone(), result.is_err(), Instant::now());
+        report.activations.push(StackActivation { tenant: key.0, stack: key.1, result });
+        Ok(report)
+    }
+
+    /// Takes (or renews) the controller lease for `holder`, then runs one pass (of `only`, when
+    /// a realtime event named the record that asks), renewing the
     /// lease every third of `lease_ttl` while it runs; a second controller meanwhile gets
     /// [`ControllerPass::LeaseHeld`] and takes over once the lease expires (its holder died).
     pub async fn controller_pass(
@@ -199,6 +226,7 @@ impl Engine {
         lease_ttl: Duration,
         concurrency: usize,
         backoffs: &mut Backoffs,
+        only: Option<&AgentStack>,
     ) -> Result<ControllerPass, EngineError> {
         let subject = Subject { tenant: "*".to_owned(), stack: "*".to_owned() };
         let pocketbase = &self.inner.pocketbase;
@@ -214,7 +242,10 @@ impl Engine {
         }
         let started = Instant::now();
         let renewal = tokio::spawn(renew_lease(pocketbase.clone(), holder.to_owned(), lease_ttl));
-        let report = self.reconcile_pass(concurrency, backoffs).await;
+        let report = match only {
+            Some(record) => self.reconcile_one(record, backoffs).await,
+            None => self.reconcile_pass(concurrency, backoffs).await,
+        };
         renewal.abort();
         let report = report?;
         let summary = report.summary(jiff::Timestamp::now(), started.elapsed());
@@ -262,11 +293,12 @@ async fn renew_lease(pocketbase: cfa_pocketbase::PocketBaseClient, holder: Strin
 }
 
 /// Why the controller's wait between passes ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Woken {
-    /// A record now asks for something (PocketBase's realtime event), or events may have been
-    /// missed (the stream reconnected).
-    Request,
+    /// This record now asks for something (PocketBase's realtime event).
+    Request(Box<AgentStack>),
+    /// Events may have been missed (the stream reconnected): time for a full pass.
+    Missed,
     /// The wait ran out: time for the full resync.
     Timeout,
 }
@@ -302,9 +334,9 @@ impl Engine {
                 Ok(StackChange::Created(record) | StackChange::Updated(record))
                     if matches!(record.status, StackStatus::Pending | StackStatus::Stopped) =>
                 {
-                    return Woken::Request;
+                    return Woken::Request(Box::new(record));
                 }
-                Ok(StackChange::Reconnected) => return Woken::Request,
+                Ok(StackChange::Reconnected) => return Woken::Missed,
                 Ok(_) => {}
                 Err(error) => {
                     tracing::warn!(%error, "the realtime subscription failed; resubscribing next time");
