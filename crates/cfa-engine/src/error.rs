@@ -112,6 +112,11 @@ pub enum EngineError {
         "stack `{tenant}/{stack}` keeps data in volumes and its plan has backups, but no backup store is configured: Coolify's delete (4.3.10 and later) removes every archive of the service, so a final backup would be lost with it; nothing was deleted\nhint: configure [backups] in cfa.toml (README, \"Backups\"), or pass --without-final-backup to delete the data for good"
     )]
     NoFinalBackupStore { tenant: String, stack: String },
+    /// Coolify does not answer: one platform incident, not a failure of every stack.
+    #[error(
+        "Coolify does not answer ({detail}); no stack was touched\nhint: check Coolify and its API; the next pass retries"
+    )]
+    CoolifyUnavailable { detail: String },
     #[error(
         "the domain `{domain}` of `{tenant}/{stack}` is ambiguous: {reason}\nhint: choose another stack name"
     )]
@@ -152,6 +157,7 @@ impl EngineError {
             | EngineError::DeployFailed { .. }
             | EngineError::Timeout { .. }
             | EngineError::FinalBackup { .. }
+            | EngineError::CoolifyUnavailable { .. }
             | EngineError::Injected { .. } => ErrorClass::Failure,
         }
     }

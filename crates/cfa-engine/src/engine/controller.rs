@@ -120,28 +120,28 @@ impl Engine {
             .map_err(|error| subject.pocketbase(Step::RecordPending, error))?;
         // A `stopped` record asks for something only while its containers run: one list of
         // every service per pass tells which do, instead of one observation per stopped stack.
-        let running_services: HashSet<String> =
-            if records.iter().any(|record| record.status == StackStatus::Stopped) {
-                self.inner
-                    .coolify
-                    .list_services()
-                    .await
-                    .map_err(|error| subject.coolify(Step::StopService, error))?
-                    .into_iter()
-                    .filter(|service| is_running_status(&service.status))
-                    .map(|service| service.uuid)
-                    .collect()
-            } else {
-                HashSet::new()
+        let running_services: Option<HashSet<String>> =
+            match records.iter().any(|record| record.status == StackStatus::Stopped) {
+                true => Some(
+                    self.inner
+                        .coolify
+                        .list_services()
+                        .await
+                        .map_err(unavailable)?
+                        .into_iter()
+                        .filter(|service| is_running_status(&service.status))
+                        .map(|service| service.uuid)
+                        .collect(),
+                ),
+                false => None,
             };
         let asking: Vec<(String, String)> = records
             .iter()
             .filter(|record| match record.status {
                 StackStatus::Pending | StackStatus::Deploying => true,
-                StackStatus::Stopped => record
-                    .coolify_service_uuid
-                    .as_ref()
-                    .is_some_and(|uuid| running_services.contains(uuid)),
+                StackStatus::Stopped => record.coolify_service_uuid.as_ref().is_some_and(|uuid| {
+                    running_services.as_ref().is_some_and(|running| running.contains(uuid))
+                }),
                 StackStatus::Running | StackStatus::Error => false,
             })
             .filter_map(|record| {
@@ -157,6 +157,10 @@ impl Engine {
                 Some((failures, wait)) => backing_off.push((key.0, key.1, failures, wait)),
                 None => due.push(key),
             }
+        }
+        // Coolify answered the list already, or is asked now, before any stack is touched.
+        if !due.is_empty() && running_services.is_none() {
+            self.coolify_answers().await?;
         }
         let activations: Vec<StackActivation> = futures::stream::iter(due)
             .map(|(tenant, stack)| async move {
@@ -190,6 +194,12 @@ pub enum ControllerPass {
 }
 
 impl Engine {
+    /// Coolify down is one platform incident: the pass stops before touching any stack, so no
+    /// stack records a failure (nor gets a backoff) for what is not its own.
+    async fn coolify_answers(&self) -> Result<(), EngineError> {
+        self.inner.coolify.healthcheck().await.map_err(unavailable)
+    }
+
     /// One record's activation, as a pass of one: a realtime event named it, so there is no
     /// need to list every record first.
     async fn reconcile_one(
@@ -210,6 +220,7 @@ impl Engine {
             report.backing_off.push((key.0, key.1, failures, wait));
             return Ok(report);
         }
+        self.coolify_answers().await?;
         let result = self.reconcile(&key.0, &key.1).await;
         backoffs.record(key.clone(), result.is_err(), Instant::now());
         report.activations.push(StackActivation { tenant: key.0, stack: key.1, result });
@@ -289,6 +300,12 @@ async fn renew_lease(pocketbase: cfa_pocketbase::PocketBaseClient, holder: Strin
             }
             Err(error) => tracing::warn!(%error, "cannot renew the controller lease"),
         }
+    }
+}
+
+fn unavailable(error: cfa_coolify::CoolifyError) -> EngineError {
+    EngineError::CoolifyUnavailable {
+        detail: error.to_string().lines().next().unwrap_or_default().to_owned(),
     }
 }
 

@@ -150,3 +150,33 @@ async fn a_stack_that_keeps_failing_is_left_alone_for_a_while() {
     assert_eq!(third.failures(), 0, "{third:?}");
     assert_eq!(engine.stack("flaky", "bot").await.unwrap().status, StackStatus::Running);
 }
+
+/// Coolify down is one platform incident: the pass says so once and touches no stack (no
+/// `error`, no backoff); when Coolify is back, the next pass carries the requests out.
+#[tokio::test]
+async fn coolify_down_fails_the_pass_once_and_flips_no_stack() {
+    let world = World::start().await;
+    world.tenant("down", PlanTier::Team, 3).await;
+    let engine = world.engine();
+    engine.provision(&bot_request("down", "bot")).await.unwrap();
+    let record = engine.stack("down", "bot").await.unwrap();
+    let stop = StackPatch { status: Some(StackStatus::Stopped), ..StackPatch::default() };
+    world.pb.stack_update(&record.id, &stop).await.unwrap();
+    world.sandbox.inject(coolify_sandbox::Fault::ServerError {
+        requests: 100_000,
+        status: 503,
+        service_uuid: None,
+    });
+
+    let mut backoffs = cfa_engine::Backoffs::new(cfa_core::Backoff::CONTROLLER);
+    let error = engine.reconcile_pass(2, &mut backoffs).await.unwrap_err();
+    assert!(matches!(error, cfa_engine::EngineError::CoolifyUnavailable { .. }), "{error}");
+    assert!(error.to_string().contains("no stack was touched"), "{error}");
+    let untouched = engine.stack("down", "bot").await.unwrap();
+    assert_eq!((untouched.status, untouched.error_message), (StackStatus::Stopped, None));
+
+    world.sandbox.clear_faults();
+    let pass = engine.reconcile_pass(2, &mut backoffs).await.unwrap();
+    assert_eq!(pass.activations.len(), 1, "not backing off: {pass:?}");
+    assert_eq!(pass.failures(), 0, "{pass:?}");
+}
