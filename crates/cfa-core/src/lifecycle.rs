@@ -195,6 +195,33 @@ pub fn transition_table() -> String {
     out
 }
 
+/// The status a run that starts deploying writes, walked through the table from what the
+/// record says now: a retry (`error`), a tenant's resume (`stopped`), an upgrade (`running`),
+/// a first deploy (`pending`); `deploying` stays.
+pub fn to_deploying(from: StackStatus) -> Result<StackStatus, TransitionError> {
+    use StackEvent as E;
+    match from {
+        StackStatus::Deploying => Ok(StackStatus::Deploying),
+        StackStatus::Error => {
+            next(from, E::Retry).and_then(|pending| next(pending, E::DeployStarted))
+        }
+        StackStatus::Stopped => {
+            next(from, E::ResumeRequested).and_then(|pending| next(pending, E::DeployStarted))
+        }
+        StackStatus::Running => next(from, E::UpgradeStarted),
+        StackStatus::Pending => next(from, E::DeployStarted),
+    }
+}
+
+/// The status a run that reached ready writes. The record it holds may be a concurrent run's
+/// `pending` or failed `error`: walked from there, since this run did reach ready.
+pub fn to_running(from: StackStatus) -> Result<StackStatus, TransitionError> {
+    match from {
+        StackStatus::Running => Ok(StackStatus::Running),
+        _ => to_deploying(from).and_then(|deploying| next(deploying, StackEvent::DeploySucceeded)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +272,14 @@ mod tests {
             assert_eq!(StackStatus::parse(status.as_str()), Some(status));
         }
         assert_eq!(StackStatus::parse("Running"), None);
+    }
+
+    #[test]
+    fn every_status_walks_to_deploying_and_running_through_the_table() {
+        use StackStatus as S;
+        for from in S::ALL {
+            assert_eq!(to_deploying(from), Ok(S::Deploying), "{from}");
+            assert_eq!(to_running(from), Ok(S::Running), "{from}");
+        }
     }
 }

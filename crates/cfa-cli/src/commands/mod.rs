@@ -2,6 +2,7 @@
 
 pub(crate) mod controller;
 pub(crate) mod demo;
+pub(crate) mod dry_run;
 pub(crate) mod ops;
 pub(crate) mod pb;
 pub(crate) mod plans;

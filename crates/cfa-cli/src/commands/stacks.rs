@@ -5,12 +5,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use cfa_core::resources::format_megabytes;
-use cfa_engine::plan::PlannedCall;
-use cfa_engine::{
-    DryRunAdmission, OperationDryRun, OperationRequest, ProvisionDryRun, ProvisionRequest,
-    StackOutcome,
-};
+use cfa_engine::{OperationRequest, ProvisionRequest, StackOutcome};
 use cfa_pocketbase::{AgentStack, StackFilter, Tenant};
 use clap::Args;
 use serde_json::{Value, json};
@@ -151,17 +146,7 @@ pub(crate) async fn provision(
         preferred_server: args.server,
     };
     if args.dry_run {
-        let dry_run = platform.engine.dry_run_provision(&request).await.map_err(engine_error)?;
-        print_provision_dry_run(global, &dry_run)?;
-        let reason = match (dry_run.admission, dry_run.refusal) {
-            (DryRunAdmission::Refused { reason }, _) | (_, Some(reason)) => reason,
-            _ => return Ok(()),
-        };
-        return Err(exit::refused(anyhow::format_err!(
-            "dry run: provisioning `{}/{}` would be refused: {reason}",
-            request.tenant,
-            request.stack
-        )));
+        return super::dry_run::provision(global, platform, &request).await;
     }
     let what = format!("provisioning {}/{}", request.tenant, request.stack);
     let outcome =
@@ -190,7 +175,7 @@ pub(crate) async fn suspend_or_resume(
         PowerOperation::Resume => (OperationRequest::Resume, "resuming", "resumed"),
     };
     if args.dry_run {
-        return dry_run_operation(global, platform, request, &tenant, &stack).await;
+        return super::dry_run::operation(global, platform, request, &tenant, &stack).await;
     }
     let work = async {
         match operation {
@@ -213,7 +198,7 @@ pub(crate) async fn upgrade(
     let parameters = (!parameters.is_empty()).then_some(parameters);
     if args.operation.dry_run {
         let request = OperationRequest::Upgrade { parameters: parameters.as_ref() };
-        return dry_run_operation(global, platform, request, &tenant, &stack).await;
+        return super::dry_run::operation(global, platform, request, &tenant, &stack).await;
     }
     let outcome = with_progress(
         &format!("upgrading {tenant}/{stack}"),
@@ -232,8 +217,14 @@ pub(crate) async fn delete(
 ) -> anyhow::Result<()> {
     let (tenant, stack) = split_stack_path(&args.operation.stack)?;
     if args.operation.dry_run {
-        return dry_run_operation(global, platform, OperationRequest::Delete, &tenant, &stack)
-            .await;
+        return super::dry_run::operation(
+            global,
+            platform,
+            OperationRequest::Delete,
+            &tenant,
+            &stack,
+        )
+        .await;
     }
     let options = cfa_engine::DeleteOptions {
         skip_grace: args.force,
@@ -255,25 +246,6 @@ pub(crate) async fn delete(
             output::print_json(&json!({ "tenant": tenant, "stack": stack, "deleted": true }))
         }
         OutputFormat::Text => output::print_text(&format!("deleted {tenant}/{stack}")),
-    }
-}
-
-async fn dry_run_operation(
-    global: &GlobalArgs,
-    platform: &Platform,
-    request: OperationRequest<'_>,
-    tenant: &str,
-    stack: &str,
-) -> anyhow::Result<()> {
-    let dry_run =
-        platform.engine.dry_run_operation(request, tenant, stack).await.map_err(engine_error)?;
-    let operation = dry_run.operation;
-    print_operation_dry_run(global, &dry_run)?;
-    match &dry_run.refusal {
-        Some(reason) => Err(exit::refused(anyhow::format_err!(
-            "dry run: {operation} of `{tenant}/{stack}` would be refused: {reason}"
-        ))),
-        None => Ok(()),
     }
 }
 
@@ -310,131 +282,6 @@ fn print_outcome(global: &GlobalArgs, outcome: &StackOutcome, verb: &str) -> any
             }
             if let Some(uuid) = &outcome.service_uuid {
                 text.push_str(&format!("  service: {uuid} (Coolify)\n"));
-            }
-            output::print_text(&text)
-        }
-    }
-}
-
-fn admission_json(admission: &DryRunAdmission) -> Value {
-    match admission {
-        DryRunAdmission::Admitted { server_uuid, server_name, limits, image_disk_mb } => json!({
-            "decision": "admitted",
-            "server_uuid": server_uuid,
-            "server_name": server_name,
-            "limits": { "cpus": limits.cpus(), "memory_mb": limits.memory_mb, "disk_mb": limits.disk_mb },
-            "image_disk_mb": image_disk_mb,
-        }),
-        DryRunAdmission::AlreadyAdmitted { server_uuid, limits } => json!({
-            "decision": "already_admitted",
-            "server_uuid": server_uuid,
-            "limits": { "cpus": limits.cpus(), "memory_mb": limits.memory_mb, "disk_mb": limits.disk_mb },
-        }),
-        DryRunAdmission::Refused { reason } => json!({ "decision": "refused", "reason": reason }),
-    }
-}
-
-fn print_provision_dry_run(global: &GlobalArgs, dry_run: &ProvisionDryRun) -> anyhow::Result<()> {
-    let environment: Vec<Value> = dry_run
-        .environment
-        .iter()
-        .map(|entry| json!({ "name": entry.name, "value": entry.value, "secret": entry.secret }))
-        .collect();
-    match global.output {
-        OutputFormat::Json => output::print_json(&json!({
-            "dry_run": true,
-            "tenant": dry_run.tenant,
-            "stack": dry_run.stack,
-            "template": dry_run.template,
-            "plan": dry_run.plan,
-            "admission": admission_json(&dry_run.admission),
-            "limits": { "cpus": dry_run.limits.cpus(), "memory_mb": dry_run.limits.memory_mb, "disk_mb": dry_run.limits.disk_mb },
-            "domain": dry_run.domain,
-            "compose": dry_run.compose_yaml,
-            "environment": environment,
-            "steps": dry_run.steps.iter().map(|step| step.as_str()).collect::<Vec<_>>(),
-            "refusal": dry_run.refusal,
-            "calls": dry_run.calls.iter().map(PlannedCall::to_json).collect::<Vec<_>>(),
-        })),
-        OutputFormat::Text => {
-            let mut text = format!(
-                "dry run: provision {}/{} ({} on plan {}); nothing was changed\n\nadmission: ",
-                dry_run.tenant, dry_run.stack, dry_run.template, dry_run.plan
-            );
-            match &dry_run.admission {
-                DryRunAdmission::Admitted { server_uuid, server_name, limits, image_disk_mb } => {
-                    text.push_str(&format!(
-                        "admitted on server {server_name} ({server_uuid}), reserving {limits}"
-                    ));
-                    if *image_disk_mb > 0 {
-                        text.push_str(&format!(
-                            " and {} of disk for images it pulls there",
-                            format_megabytes(*image_disk_mb)
-                        ));
-                    }
-                    text.push('\n');
-                }
-                DryRunAdmission::AlreadyAdmitted { server_uuid, limits } => text.push_str(
-                    &format!("already admitted on server {server_uuid}, reserving {limits}\n"),
-                ),
-                DryRunAdmission::Refused { reason } => {
-                    text.push_str(&format!("REFUSED: {reason}\n"));
-                }
-            }
-            if let Some(reason) = &dry_run.refusal {
-                text.push_str(&format!("REFUSED: {reason}\n"));
-            }
-            text.push_str(&format!("limits:    {}\n", dry_run.limits));
-            if let Some(domain) = &dry_run.domain {
-                text.push_str(&format!("url:       https://{domain}\n"));
-            }
-            text.push_str("\nenvironment (set through Coolify's env API):\n");
-            for entry in &dry_run.environment {
-                text.push_str(&format!("  {}={}\n", entry.name, entry.value));
-            }
-            text.push_str("\ncompose (docker_compose_raw):\n");
-            for line in dry_run.compose_yaml.lines() {
-                text.push_str(&format!("  {line}\n"));
-            }
-            text.push_str("\ncalls, in order:\n");
-            if dry_run.calls.is_empty() {
-                text.push_str("  (none)\n");
-            }
-            for call in &dry_run.calls {
-                text.push_str(&format!("  {call}\n"));
-            }
-            output::print_text(&text)
-        }
-    }
-}
-
-fn print_operation_dry_run(global: &GlobalArgs, dry_run: &OperationDryRun) -> anyhow::Result<()> {
-    match global.output {
-        OutputFormat::Json => output::print_json(&json!({
-            "dry_run": true,
-            "operation": dry_run.operation,
-            "tenant": dry_run.tenant,
-            "stack": dry_run.stack,
-            "status": dry_run.status.as_str(),
-            "coolify_service_uuid": dry_run.service_uuid,
-            "refusal": dry_run.refusal,
-            "steps": dry_run.steps.iter().map(|step| step.as_str()).collect::<Vec<_>>(),
-            "calls": dry_run.calls.iter().map(PlannedCall::to_json).collect::<Vec<_>>(),
-        })),
-        OutputFormat::Text => {
-            let mut text = format!(
-                "dry run: {} {}/{} (now {}); nothing was changed\n",
-                dry_run.operation, dry_run.tenant, dry_run.stack, dry_run.status
-            );
-            if let Some(reason) = &dry_run.refusal {
-                text.push_str(&format!("REFUSED: {reason}\n"));
-            }
-            text.push_str("calls, in order:\n");
-            if dry_run.calls.is_empty() {
-                text.push_str("  (none: nothing to do)\n");
-            }
-            for call in &dry_run.calls {
-                text.push_str(&format!("  {call}\n"));
             }
             output::print_text(&text)
         }

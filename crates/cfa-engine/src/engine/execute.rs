@@ -54,28 +54,6 @@ pub(super) struct Progress {
     pub(super) kept: Vec<KeptArchive>,
 }
 
-/// The status a run that starts deploying writes, walked from what the record says now.
-fn to_deploying(from: StackStatus) -> Result<StackStatus, cfa_core::TransitionError> {
-    match from {
-        StackStatus::Error => next(from, StackEvent::Retry)
-            .and_then(|pending| next(pending, StackEvent::DeployStarted)),
-        StackStatus::Stopped => next(from, StackEvent::ResumeRequested)
-            .and_then(|pending| next(pending, StackEvent::DeployStarted)),
-        StackStatus::Running => next(from, StackEvent::UpgradeStarted),
-        StackStatus::Pending | StackStatus::Deploying => next(from, StackEvent::DeployStarted),
-    }
-}
-
-/// The status a run that reached ready writes. Our copy may be a concurrent run's `pending`
-/// or failed `error`: walk the lifecycle from there, since this run did reach ready.
-fn to_running(from: StackStatus) -> Result<StackStatus, cfa_core::TransitionError> {
-    match from {
-        StackStatus::Running => Ok(StackStatus::Running),
-        StackStatus::Deploying => next(from, StackEvent::DeploySucceeded),
-        _ => to_deploying(from).and_then(|deploying| next(deploying, StackEvent::DeploySucceeded)),
-    }
-}
-
 impl Engine {
     /// Runs the planned steps in order; a failpoint may stop the run after any of them.
     pub(super) async fn run_steps(
@@ -119,7 +97,7 @@ impl Engine {
                     // A concurrent run (another process) got here first, or even finished.
                     return Ok(());
                 }
-                let status = to_deploying(record.status)
+                let status = cfa_core::lifecycle::to_deploying(record.status)
                     .map_err(|error| invalid_state(subject, record, &error))?;
                 let patch = StackPatch {
                     status: Some(status),
@@ -245,8 +223,8 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let subject = operation.subject;
         let record = required(progress.record.as_ref(), subject)?;
-        let status =
-            to_running(record.status).map_err(|error| invalid_state(subject, record, &error))?;
+        let status = cfa_core::lifecycle::to_running(record.status)
+            .map_err(|error| invalid_state(subject, record, &error))?;
         let mut patch = StackPatch {
             status: Some(status),
             last_health_check: Some(jiff::Timestamp::now()),
