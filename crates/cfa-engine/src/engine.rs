@@ -1,5 +1,7 @@
-//! The executor: runs the planned steps against PocketBase and Coolify, records every outcome
-//! and audits every mutation.
+//! The engine: its state (clients, catalogue, settings, locks), the lookups and the render
+//! every operation shares. Each operation lives in its own file under `engine/`: it observes
+//! (`observe.rs`), plans ([`crate::plan`]) and runs the plan (`execute.rs`), recording every
+//! outcome and auditing every mutation.
 //!
 //! Design notes:
 //! - One per-stack lock around every operation on a stack, one per-tenant lock around "ensure
@@ -9,7 +11,7 @@
 //!   project or service created is audited and settled against the other racers' (the oldest
 //!   audited one wins, losers remove theirs: `engine/claims.rs`).
 //! - Every step is idempotent; a rerun after a crash observes and plans only what is missing
-//!   ([`crate::steps::plan_provision`]).
+//!   ([`crate::plan::plan`]).
 //! - Secrets go to Coolify's env API only (`is_literal`), are never stored in PocketBase (its
 //!   `config` is the render's non-secret `config`) and never logged (we log env keys).
 
