@@ -67,7 +67,8 @@ CREATE TABLE `agent_stacks` (
     `config`               JSON DEFAULT NULL,         -- non-secret template parameters only
     `resource_limits`      JSON DEFAULT NULL,         -- engine-owned
     `last_health_check`    TEXT DEFAULT '' NOT NULL,  -- date, engine-owned
-    `error_message`        TEXT DEFAULT '' NOT NULL   -- engine-owned
+    `error_message`        TEXT DEFAULT '' NOT NULL,  -- engine-owned
+    `delete_requested_at`  TEXT DEFAULT '' NOT NULL   -- date: the tenant's delete request (set once, dated by PocketBase)
 );
 CREATE UNIQUE INDEX `idx_agent_stacks_tenant_stack` ON `agent_stacks` (`tenant_id`, `stack_name`);
 CREATE INDEX `idx_agent_stacks_tenant` ON `agent_stacks` (`tenant_id`);

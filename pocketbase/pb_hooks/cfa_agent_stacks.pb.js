@@ -13,6 +13,7 @@
 // written for a change that rolled back. Superuser writes are the engine's, which audits its
 // own actions with more context (the action it ran), so they are not audited twice here.
 // Deletes are superusers' only (deleteRule null, pb_migrations/1763900004): the engine audits them.
+// A tenant asks for a delete by setting `delete_requested_at` (pb_migrations/1763900007).
 
 onRecordCreateRequest((e) => {
   const audit = require(`${__hooks}/cfa/audit.js`);
@@ -62,6 +63,11 @@ onRecordUpdateRequest((e) => {
   }
   const audit = require(`${__hooks}/cfa/audit.js`);
   const before = audit.snapshotOf(e.record.original());
+  // A tenant's delete request is dated by PocketBase's clock, not by what it sent, so the
+  // grace period cannot be shortened (the update rule lets it be set once, never cleared).
+  if (e.record.original().getString("delete_requested_at") === "" && e.record.getString("delete_requested_at") !== "") {
+    e.record.set("delete_requested_at", new DateTime());
+  }
   const original = e.app;
   try {
     original.runInTransaction((txApp) => {

@@ -113,6 +113,10 @@ pub(crate) struct EngineSection {
     /// How long `cfa delete` waits before deleting unless `--force`, e.g. "10s".
     #[serde(default, with = "optional_duration")]
     pub(crate) delete_grace: Option<Duration>,
+    /// How long after a tenant asks for a delete (`delete_requested_at`) the controller runs
+    /// it, e.g. "1h" (default).
+    #[serde(default, with = "optional_duration")]
+    pub(crate) tenant_delete_grace: Option<Duration>,
     /// Coolify's status interval (its status job or Sentinel push), e.g. "60s".
     #[serde(default, with = "optional_duration")]
     pub(crate) status_lag: Option<Duration>,

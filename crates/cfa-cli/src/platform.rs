@@ -77,6 +77,9 @@ pub(crate) fn engine_settings(
     if let Some(grace) = engine_section.delete_grace {
         engine_settings.delete_grace = grace;
     }
+    if let Some(grace) = engine_section.tenant_delete_grace {
+        engine_settings.tenant_delete_grace = grace;
+    }
     if let Some(lag) = engine_section.status_lag {
         engine_settings.status_lag = lag;
     }
@@ -85,6 +88,9 @@ pub(crate) fn engine_settings(
     }
     engine_settings.final_backups = config.final_backups()?;
     engine_settings.url_origins = config.url_origins();
+    if let Some(router_url) = config.router_url() {
+        engine_settings.platform_parameters.insert("router_base_url".to_owned(), router_url);
+    }
     if let Some(probe_url) = config.probe_url() {
         let parsed = probe_url.parse().map_err(|error| {
             exit::usage(anyhow::format_err!("CFA_PROBE_URL `{probe_url}` is not a URL: {error}"))

@@ -339,6 +339,15 @@ impl Engine {
         stack: &StackName,
         parameters: &BTreeMap<String, String>,
     ) -> Result<RenderedStack, EngineError> {
+        // Platform values (the Router's URL) fill what the request and the record leave
+        // out, whoever asked: the CLI, the controller for a tenant's record, an upgrade.
+        let mut parameters = parameters.clone();
+        for (name, value) in &self.inner.settings.platform_parameters {
+            if template.manifest.parameters.contains_key(name) && !parameters.contains_key(name) {
+                parameters.insert(name.clone(), value.clone());
+            }
+        }
+        let parameters = &parameters;
         cfa_templates::params::check_url_origins(
             template,
             parameters,

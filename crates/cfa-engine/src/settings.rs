@@ -101,10 +101,16 @@ pub struct EngineSettings {
     pub status_lag: Duration,
     /// Delete waits this long before the destructive part unless forced (Ctrl-C cancels).
     pub delete_grace: Duration,
+    /// How long after a tenant's delete request (`delete_requested_at`) the controller deletes
+    /// the stack: the window in which the operator can still stop it.
+    pub tenant_delete_grace: Duration,
     pub probe: ProbeSettings,
     /// The origins `url` parameters may point at (the platform's Router); empty refuses every
     /// URL a template takes.
     pub url_origins: Vec<String>,
+    /// Values the platform gives template parameters nobody set (`router_base_url`: the
+    /// Router's URL), applied to every render whoever asked for it.
+    pub platform_parameters: BTreeMap<String, String>,
     /// Where final backups are kept; `None` refuses to delete a stack whose plan has backups
     /// unless the caller gives up its data explicitly.
     pub final_backups: Option<FinalBackupSettings>,
@@ -136,8 +142,10 @@ impl EngineSettings {
             probe_interval: Duration::from_millis(500),
             status_lag: Duration::from_secs(60),
             delete_grace: Duration::from_secs(10),
+            tenant_delete_grace: Duration::from_secs(3600),
             probe: ProbeSettings::default(),
             url_origins: Vec::new(),
+            platform_parameters: BTreeMap::new(),
             final_backups: None,
             failpoint: None,
         }
@@ -156,8 +164,10 @@ impl fmt::Debug for EngineSettings {
             .field("probe_interval", &self.probe_interval)
             .field("status_lag", &self.status_lag)
             .field("delete_grace", &self.delete_grace)
+            .field("tenant_delete_grace", &self.tenant_delete_grace)
             .field("probe", &self.probe)
             .field("url_origins", &self.url_origins)
+            .field("platform_parameters", &self.platform_parameters)
             .field("final_backups", &self.final_backups)
             .field("failpoint", &self.failpoint.as_ref().map(|_| "set"))
             .finish_non_exhaustive()

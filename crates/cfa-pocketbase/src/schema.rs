@@ -13,7 +13,7 @@ use crate::client::PocketBaseClient;
 use crate::error::PocketBaseError;
 
 /// `pocketbase/pb_migrations/*`, in the order PocketBase applies them (by file name).
-pub const MIGRATIONS: [(&str, &str); 7] = [
+pub const MIGRATIONS: [(&str, &str); 8] = [
     (
         "1763900000_cfa_tenants.js",
         include_str!("../../../pocketbase/pb_migrations/1763900000_cfa_tenants.js"),
@@ -41,6 +41,10 @@ pub const MIGRATIONS: [(&str, &str); 7] = [
     (
         "1763900006_cfa_leases.js",
         include_str!("../../../pocketbase/pb_migrations/1763900006_cfa_leases.js"),
+    ),
+    (
+        "1763900007_cfa_delete_requests.js",
+        include_str!("../../../pocketbase/pb_migrations/1763900007_cfa_delete_requests.js"),
     ),
 ];
 
@@ -105,6 +109,18 @@ pub const TENANT_LIMITS_GUARD: &str = "@request.body.resource_limits:isset = fal
 /// Appended to every non-empty tenant-facing rule of `tenants` and `agent_stacks`
 /// (pb_migrations/1763900005_cfa_verified_owners.js): an unverified account is nobody's owner.
 pub const VERIFIED_GUARD: &str = "@request.auth.verified = true";
+
+/// Appended to `agent_stacks`' update rule (pb_migrations/1763900007_cfa_delete_requests.js):
+/// a tenant sets `delete_requested_at` once, never clears it, and no longer changes `status`
+/// once it is set.
+pub const DELETE_REQUEST_UPDATE_GUARD: &str = "(@request.body.delete_requested_at:changed = false || delete_requested_at = '') && (delete_requested_at = '' || @request.body.status:changed = false)";
+/// Appended to `agent_stacks`' create rule: no record is born asking for its deletion.
+pub const DELETE_REQUEST_CREATE_GUARD: &str = "@request.body.delete_requested_at:isset = false";
+
+/// `rule` with `guard` appended, as a migration appends a guard to an existing rule.
+pub fn guarded(rule: &str, guard: &str) -> String {
+    format!("({rule}) && {guard}")
+}
 
 /// `rule` with the verified guard appended, as the migration does.
 pub fn verified(rule: &str) -> String {
@@ -440,12 +456,13 @@ pub async fn check(
                     field("resource_limits", "json"),
                     field("last_health_check", "date"),
                     field("error_message", "text"),
+                    field("delete_requested_at", "date"),
                 ],
                 true,
             );
             let own = verified(OWN_STACK);
-            let create = verified(&stack_create_rule());
-            let update = verified(&stack_update_rule());
+            let create = guarded(&verified(&stack_create_rule()), DELETE_REQUEST_CREATE_GUARD);
+            let update = guarded(&verified(&stack_update_rule()), DELETE_REQUEST_UPDATE_GUARD);
             compare_rules(
                 &mut drift,
                 "agent_stacks",

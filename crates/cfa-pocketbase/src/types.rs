@@ -76,6 +76,9 @@ pub struct AgentStack {
     pub resource_limits: Option<Value>,
     pub last_health_check: Option<Timestamp>,
     pub error_message: Option<String>,
+    /// When the tenant asked for the stack's deletion (PocketBase's clock): the controller
+    /// deletes it once the grace period has passed since then.
+    pub delete_requested_at: Option<Timestamp>,
     /// The tenant, when the list/view asked to expand `tenant_id` and the caller may see it.
     pub tenant: Option<Box<Tenant>>,
 }
@@ -131,6 +134,9 @@ pub struct StackPatch {
     pub resource_limits: Option<Value>,
     pub last_health_check: Option<Timestamp>,
     pub error_message: Option<String>,
+    /// Asks for the stack's deletion (what a tenant sends; the hook dates it by PocketBase's
+    /// clock unless a superuser sends it).
+    pub delete_requested_at: Option<Timestamp>,
 }
 
 /// How an audited action ended.
@@ -370,6 +376,7 @@ pub(crate) fn stack_from_record(
         resource_limits,
         last_health_check: fields.date("last_health_check")?,
         error_message: fields.optional_text("error_message")?,
+        delete_requested_at: fields.date("delete_requested_at")?,
         tenant,
     })
 }
@@ -466,6 +473,11 @@ pub(crate) fn stack_patch_body(patch: &StackPatch) -> Value {
         patch.last_health_check.map(|time| format_pocketbase_date(time).into()),
     );
     put(&mut body, "error_message", patch.error_message.clone().map(Value::from));
+    put(
+        &mut body,
+        "delete_requested_at",
+        patch.delete_requested_at.map(|time| format_pocketbase_date(time).into()),
+    );
     Value::Object(body)
 }
 

@@ -48,7 +48,7 @@ pub(crate) async fn reconcile(
     let (tenant, stack) = split_stack_path(&args.stack)?;
     let reconciled = platform.engine.reconcile(&tenant, &stack).await.map_err(engine_error)?;
     match global.output {
-        OutputFormat::Json => output::print_json(&reconciled_json(&tenant, &stack, &reconciled)),
+        OutputFormat::Json => output::print_json(&reconciled.to_json(&tenant, &stack)),
         OutputFormat::Text => {
             output::print_text(&format!("{}\n", describe(&tenant, &stack, &reconciled)))
         }
@@ -179,27 +179,16 @@ fn describe(tenant: &str, stack: &str, reconciled: &Reconciled) -> String {
             format!("{tenant}/{stack}: {operation} done, now {}", outcome.status)
         }
         Reconciled::Waiting { reason } => format!("{tenant}/{stack}: waiting: {reason}"),
-    }
-}
-
-fn reconciled_json(tenant: &str, stack: &str, reconciled: &Reconciled) -> Value {
-    match reconciled {
-        Reconciled::Converged { status } => {
-            json!({ "tenant": tenant, "stack": stack, "result": "converged", "status": status.as_str() })
+        Reconciled::DeleteScheduled { due } => {
+            format!("{tenant}/{stack}: the tenant asked for a delete; it runs after {due}")
         }
-        Reconciled::Acted { operation, outcome } => json!({
-            "tenant": tenant, "stack": stack, "result": "acted", "operation": operation,
-            "status": outcome.status.as_str(),
-        }),
-        Reconciled::Waiting { reason } => {
-            json!({ "tenant": tenant, "stack": stack, "result": "waiting", "reason": reason })
-        }
+        Reconciled::Deleted => format!("{tenant}/{stack}: deleted as the tenant asked"),
     }
 }
 
 fn activation_json(activation: &StackActivation) -> Value {
     match &activation.result {
-        Ok(reconciled) => reconciled_json(&activation.tenant, &activation.stack, reconciled),
+        Ok(reconciled) => reconciled.to_json(&activation.tenant, &activation.stack),
         Err(error) => json!({
             "tenant": activation.tenant, "stack": activation.stack, "result": "failed",
             "error": error.to_string(),

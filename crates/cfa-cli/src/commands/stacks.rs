@@ -129,15 +129,7 @@ pub(crate) async fn provision(
     platform: &Platform,
     args: ProvisionArgs,
 ) -> anyhow::Result<()> {
-    let mut parameters = parameters(&args.parameters, &args.parameter_files)?;
-    // The Router's URL is the platform's, not the tenant's: default it from the configuration.
-    if let Some(router_url) = platform.config.router_url()
-        && !parameters.contains_key("router_base_url")
-        && let Ok(template) = crate::settings::catalogue(global)?.get(&args.template)
-        && template.manifest.parameters.contains_key("router_base_url")
-    {
-        parameters.insert("router_base_url".to_owned(), router_url);
-    }
+    let parameters = parameters(&args.parameters, &args.parameter_files)?;
     let request = ProvisionRequest {
         tenant: args.tenant,
         stack: args.stack,

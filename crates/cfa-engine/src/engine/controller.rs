@@ -95,6 +95,8 @@ impl PassReport {
             "acted": count(|reconciled| matches!(reconciled, Reconciled::Acted { .. })),
             "waiting": count(|reconciled| matches!(reconciled, Reconciled::Waiting { .. })),
             "converged": count(|reconciled| matches!(reconciled, Reconciled::Converged { .. })),
+            "deletes_scheduled": count(|reconciled| matches!(reconciled, Reconciled::DeleteScheduled { .. })),
+            "deleted": count(|reconciled| matches!(reconciled, Reconciled::Deleted)),
             "failed": self.failures(),
             "backing_off": self.backing_off.len(),
             "errors": errors,
@@ -137,12 +139,19 @@ impl Engine {
             };
         let asking: Vec<(String, String)> = records
             .iter()
-            .filter(|record| match record.status {
-                StackStatus::Pending | StackStatus::Deploying => true,
-                StackStatus::Stopped => record.coolify_service_uuid.as_ref().is_some_and(|uuid| {
-                    running_services.as_ref().is_some_and(|running| running.contains(uuid))
-                }),
-                StackStatus::Running | StackStatus::Error => false,
+            .filter(|record| {
+                record.delete_requested_at.is_some()
+                    || match record.status {
+                        StackStatus::Pending | StackStatus::Deploying => true,
+                        StackStatus::Stopped => {
+                            record.coolify_service_uuid.as_ref().is_some_and(|uuid| {
+                                running_services
+                                    .as_ref()
+                                    .is_some_and(|running| running.contains(uuid))
+                            })
+                        }
+                        StackStatus::Running | StackStatus::Error => false,
+                    }
             })
             .filter_map(|record| {
                 let tenant = record.tenant.as_ref()?;

@@ -20,6 +20,35 @@ pub enum Reconciled {
     /// The record asks for a deploy that cannot run yet; `error_message` says why (a secret
     /// parameter nobody has set).
     Waiting { reason: String },
+    /// The tenant asked for a delete, which runs once its grace period ends at `due`.
+    DeleteScheduled { due: jiff::Timestamp },
+    /// The tenant's delete request ran: the service, the project when empty, and the record
+    /// are gone, the final backup kept.
+    Deleted,
+}
+
+impl Reconciled {
+    /// The activation as `--output json` and the JSON API show it.
+    pub fn to_json(&self, tenant: &str, stack: &str) -> Value {
+        match self {
+            Reconciled::Converged { status } => {
+                json!({ "tenant": tenant, "stack": stack, "result": "converged", "status": status.as_str() })
+            }
+            Reconciled::Acted { operation, outcome } => json!({
+                "tenant": tenant, "stack": stack, "result": "acted", "operation": operation,
+                "status": outcome.status.as_str(),
+            }),
+            Reconciled::Waiting { reason } => {
+                json!({ "tenant": tenant, "stack": stack, "result": "waiting", "reason": reason })
+            }
+            Reconciled::DeleteScheduled { due } => json!({
+                "tenant": tenant, "stack": stack, "result": "delete_scheduled", "due": due.to_string(),
+            }),
+            Reconciled::Deleted => {
+                json!({ "tenant": tenant, "stack": stack, "result": "deleted" })
+            }
+        }
+    }
 }
 
 impl Engine {
@@ -27,6 +56,9 @@ impl Engine {
     pub async fn reconcile(&self, tenant: &str, stack: &str) -> Result<Reconciled, EngineError> {
         let subject = Subject { tenant: tenant.to_owned(), stack: stack.to_owned() };
         let record = self.stack(tenant, stack).await?;
+        if let Some(requested) = record.delete_requested_at {
+            return self.reconcile_delete_request(&subject, requested).await;
+        }
         match record.status {
             StackStatus::Running | StackStatus::Error => {
                 Ok(Reconciled::Converged { status: record.status })
@@ -91,6 +123,30 @@ impl Engine {
                 Ok(Reconciled::Acted { operation: "provision", outcome })
             }
         }
+    }
+
+    /// A tenant's delete request: nothing before the grace period ends (the record shows the
+    /// request in `delete_requested_at`), then the delete with its final backup. The record
+    /// and its quota slot go last, once Coolify no longer has the service.
+    async fn reconcile_delete_request(
+        &self,
+        subject: &Subject,
+        requested: jiff::Timestamp,
+    ) -> Result<Reconciled, EngineError> {
+        let grace = self.inner.settings.tenant_delete_grace;
+        let due = requested
+            .checked_add(jiff::SignedDuration::try_from(grace).unwrap_or(jiff::SignedDuration::MAX))
+            .unwrap_or(jiff::Timestamp::MAX);
+        if jiff::Timestamp::now() < due {
+            return Ok(Reconciled::DeleteScheduled { due });
+        }
+        self.delete(
+            &subject.tenant,
+            &subject.stack,
+            DeleteOptions { skip_grace: true, without_final_backup: false },
+        )
+        .await?;
+        Ok(Reconciled::Deleted)
     }
 
     /// The parameters a record runs with: its non-secret `config` and the secrets its Coolify

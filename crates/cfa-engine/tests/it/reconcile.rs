@@ -180,3 +180,80 @@ async fn coolify_down_fails_the_pass_once_and_flips_no_stack() {
     assert_eq!(pass.activations.len(), 1, "not backing off: {pass:?}");
     assert_eq!(pass.failures(), 0, "{pass:?}");
 }
+
+/// A tenant asks for a delete by setting `delete_requested_at` (it cannot delete the record:
+/// the record must outlive the service). PocketBase dates the request by its own clock, the
+/// tenant cannot take it back or resume the stack, nothing happens during the grace period,
+/// and then one activation takes the final backup, deletes the service and, last, the record,
+/// which gives the quota slot back.
+#[tokio::test]
+async fn a_tenants_delete_request_runs_after_the_grace_period_with_the_final_backup() {
+    let world = World::start_with(|config| config.record_exchanges = true).await;
+    let (user_id, tenant) = world.pocketbase.user("owner@leaving.test").await.unwrap();
+    let tenant_record = world
+        .pb
+        .tenant_create(&NewTenant {
+            name: "Leaving".to_owned(),
+            slug: "leaving".to_owned(),
+            user_id,
+            max_stacks: Some(1),
+            plan_tier: Some(PlanTier::Business),
+            resource_limits: None,
+        })
+        .await
+        .unwrap();
+    let engine = world.engine();
+    let provisioned =
+        engine.provision(&crate::harness::openclaw_request("leaving", "agent")).await.unwrap();
+    let service_uuid = provisioned.service_uuid.unwrap();
+    let record = engine.stack("leaving", "agent").await.unwrap();
+
+    let long_ago: jiff::Timestamp = "2001-01-01T00:00:00Z".parse().unwrap();
+    let ask = StackPatch { delete_requested_at: Some(long_ago), ..StackPatch::default() };
+    tenant.stack_update(&record.id, &ask).await.unwrap();
+    let asked = tenant.stack_view(&record.id, false).await.unwrap();
+    let requested = asked.delete_requested_at.expect("the request is on the record");
+    let age = jiff::Timestamp::now().duration_since(requested);
+    assert!(age.as_secs() < 60, "dated by PocketBase's clock, not the tenant's: {requested}");
+
+    // Set once: not taken back, not moved, and the stack is no longer resumed or suspended.
+    let cleared = json!({ "delete_requested_at": "" });
+    let path = format!("/api/collections/agent_stacks/records/{}", record.id);
+    let patch = reqwest::Method::PATCH;
+    assert!(tenant.call_raw(patch.clone(), &path, Some(&cleared)).await.is_err(), "taken back");
+    let moved = StackPatch { delete_requested_at: Some(long_ago), ..StackPatch::default() };
+    tenant.stack_update(&record.id, &moved).await.unwrap_err();
+    let stop = StackPatch { status: Some(StackStatus::Stopped), ..StackPatch::default() };
+    tenant.stack_update(&record.id, &stop).await.unwrap_err();
+    assert_eq!(
+        tenant.stack_view(&record.id, false).await.unwrap().delete_requested_at,
+        Some(requested)
+    );
+
+    // During the grace period: nothing reaches Coolify, nothing is written.
+    let calls = mutations(&world);
+    let scheduled = engine.reconcile("leaving", "agent").await.unwrap();
+    let Reconciled::DeleteScheduled { due } = scheduled else { panic!("{scheduled:?}") };
+    assert_eq!(due.duration_since(requested).as_secs(), 3600);
+    assert_eq!(mutations(&world), calls);
+    assert_eq!(engine.stack("leaving", "agent").await.unwrap(), asked);
+
+    // The grace period over: the delete with its final backup, the record last.
+    let mut settings = world.settings.clone();
+    settings.tenant_delete_grace = std::time::Duration::ZERO;
+    let deleted = world.engine_with(settings).reconcile("leaving", "agent").await.unwrap();
+    assert!(matches!(deleted, Reconciled::Deleted), "{deleted:?}");
+    crate::harness::assert_final_backup_kept(&world, "leaving", "agent", &service_uuid).await;
+    assert_eq!(world.coolify_counts("leaving", "agent").await, (0, 0));
+    assert!(world.stacks_of(&tenant_record.id).await.is_empty());
+    // The slot is free again, and nobody creates a record that asks for its own deletion.
+    let create = "/api/collections/agent_stacks/records";
+    let mut born = json!({
+        "tenant_id": tenant_record.id, "template": "telegram-bot", "stack_name": "other",
+        "status": "pending", "config": {}, "delete_requested_at": "2030-01-01 00:00:00.000Z",
+    });
+    let post = reqwest::Method::POST;
+    assert!(tenant.call_raw(post.clone(), create, Some(&born)).await.is_err(), "born deleting");
+    born.as_object_mut().unwrap().remove("delete_requested_at");
+    tenant.call_raw(post, create, Some(&born)).await.unwrap();
+}
