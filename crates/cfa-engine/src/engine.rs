@@ -335,9 +335,9 @@ impl Engine {
         subject: &Subject,
         template: &Template,
         tenant: &Tenant,
-        slug: &TenantSlug,
-        stack: &StackName,
+        (slug, stack): (&TenantSlug, &StackName),
         parameters: &BTreeMap<String, String>,
+        secrets_pending: bool,
     ) -> Result<RenderedStack, EngineError> {
         // Platform values (the Router's URL) fill what the request and the record leave
         // out, whoever asked: the CLI, the controller for a tenant's record, an upgrade.
@@ -363,6 +363,7 @@ impl Engine {
             stack,
             base_domain: &self.inner.settings.base_domain,
             parameters,
+            secrets_pending,
         };
         render(request).map_err(|error| match *error.reason {
             RenderFailure::Parameter(problem) => subject.invalid_input(problem.to_string()),

@@ -45,7 +45,10 @@ pub struct Observation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Intent {
     /// Create it, or finish creating it, and run it. `backups`: the plan backs up its volumes.
-    Provision { backups: bool },
+    /// `start: false` prepares a tenant's record that waits for its secrets: project, service,
+    /// backups and the variables known so far, nothing started and the record left `pending`,
+    /// so the secrets have a service to go to.
+    Provision { backups: bool, start: bool },
     /// Stop it, volumes kept.
     Suspend,
     /// The record says `stopped` (a tenant's request): stop containers that still run.
@@ -125,8 +128,11 @@ impl fmt::Display for PlanRefusal {
 pub fn plan(intent: Intent, observed: &Observation) -> Result<Vec<Step>, PlanRefusal> {
     let refuse = |reason| PlanRefusal { intent, status: observed.record_status, reason };
     match intent {
-        Intent::Provision { backups } => {
+        Intent::Provision { backups, start: true } => {
             provision::plan_provision(observed, backups).map_err(refuse)
+        }
+        Intent::Provision { backups, start: false } => {
+            provision::plan_prepare(observed, backups).map_err(refuse)
         }
         Intent::Suspend => power::plan_suspend(observed).map_err(refuse),
         Intent::KeepStopped => Ok(power::plan_keep_stopped(observed)),

@@ -54,6 +54,7 @@ fn bench_render(criterion: &mut Criterion) {
                     stack: &stack,
                     base_domain: &base_domain,
                     parameters: &parameters,
+                    secrets_pending: false,
                 })
                 .unwrap()
             })

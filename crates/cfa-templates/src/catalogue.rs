@@ -246,6 +246,35 @@ impl Template {
                 }
             }
         }
+        self.check_credentials()
+    }
+
+    /// A credential is a value Coolify generates (`SERVICE_PASSWORD_*`) that the compose
+    /// uses: never a tenant's secret parameter (the tenant knows it) nor a platform variable.
+    fn check_credentials(&self) -> Result<(), String> {
+        let mut referenced = std::collections::BTreeSet::new();
+        for service in self.compose.services.values() {
+            for value in service.environment.values() {
+                referenced.extend(crate::lint::interpolated_names(value));
+            }
+        }
+        for (name, credential) in &self.manifest.credentials {
+            if !name.bytes().all(|byte| byte.is_ascii_lowercase() || byte == b'_') {
+                return Err(format!("credential `{name}` must be lowercase snake_case"));
+            }
+            if !credential.variable.starts_with("SERVICE_PASSWORD_") {
+                return Err(format!(
+                    "credential `{name}` must name a variable Coolify generates (SERVICE_PASSWORD_*), not `{}`",
+                    credential.variable
+                ));
+            }
+            if !referenced.contains(&credential.variable) {
+                return Err(format!(
+                    "credential `{name}`: the compose never uses `{}`",
+                    credential.variable
+                ));
+            }
+        }
         Ok(())
     }
 }

@@ -30,6 +30,19 @@ pub struct TemplateManifest {
     pub environment: IndexMap<String, IndexMap<String, ValueSource>>,
     #[serde(default)]
     pub overlays: Vec<Overlay>,
+    /// What the tenant may read back from its stack (`GET .../credentials`): values Coolify
+    /// generates for the service (`SERVICE_PASSWORD_*`), never stored anywhere else.
+    #[serde(default)]
+    pub credentials: IndexMap<String, CredentialManifest>,
+}
+
+/// A generated value the tenant needs to use its stack (an admin password, a gateway token).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialManifest {
+    /// The Coolify variable that holds it, a `SERVICE_PASSWORD_*` the compose references.
+    pub variable: String,
+    pub help: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

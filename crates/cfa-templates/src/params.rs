@@ -51,6 +51,16 @@ pub fn resolve(
     template: &Template,
     given: &BTreeMap<String, String>,
 ) -> Result<ResolvedParameters, ParameterError> {
+    resolve_with(template, given, false)
+}
+
+/// [`resolve`], where `secrets_pending` lets required secret parameters be missing (they are
+/// left out of the result).
+pub fn resolve_with(
+    template: &Template,
+    given: &BTreeMap<String, String>,
+    secrets_pending: bool,
+) -> Result<ResolvedParameters, ParameterError> {
     let declared = &template.manifest.parameters;
     for name in given.keys() {
         if !declared.contains_key(name) {
@@ -66,6 +76,7 @@ pub fn resolve(
         let raw = match (given.get(name), &parameter.default) {
             (Some(value), _) => value,
             (None, Some(default)) => default,
+            (None, None) if secrets_pending && parameter.kind == ParameterType::Secret => continue,
             (None, None) if parameter.required => {
                 return Err(ParameterError::Missing {
                     name: name.clone(),

@@ -45,6 +45,11 @@ pub struct RenderRequest<'a> {
     pub stack: &'a StackName,
     pub base_domain: &'a BaseDomain,
     pub parameters: &'a BTreeMap<String, String>,
+    /// Renders without the secret parameters nobody has set yet: their `${VARIABLE}`
+    /// references stay in the compose (which is then the same as with them), with no variable
+    /// for Coolify. The controller creates a tenant's service this way before the tenant has
+    /// sent its secrets, so that they have somewhere to go.
+    pub secrets_pending: bool,
 }
 
 /// One variable for Coolify's env API.
@@ -280,7 +285,7 @@ pub fn render(request: RenderRequest<'_>) -> Result<RenderedStack, RenderError> 
         stack: request.stack.to_string(),
         reason: Box::new(reason),
     };
-    let parameters = params::resolve(template, request.parameters)
+    let parameters = params::resolve_with(template, request.parameters, request.secrets_pending)
         .map_err(|error| fail(RenderFailure::Parameter(error)))?;
     let requirements = requirements(template, &parameters);
     let limits = stack_limits(
@@ -328,6 +333,15 @@ pub fn render(request: RenderRequest<'_>) -> Result<RenderedStack, RenderError> 
         for (key, source) in bindings {
             let value = match source {
                 ValueSource::Literal(text) => Some(text.clone()),
+                ValueSource::Parameter { parameter }
+                    if request.secrets_pending
+                        && !parameters.contains_key(parameter)
+                        && template.manifest.parameters.get(parameter).is_some_and(
+                            |declared| declared.kind == crate::manifest::ParameterType::Secret,
+                        ) =>
+                {
+                    Some(format!("${{{}}}", secret_variable_name(parameter)))
+                }
                 ValueSource::Parameter { parameter } => parameters.get(parameter).map(|value| {
                     if value.secret {
                         let variable = secret_variable_name(parameter);
@@ -446,6 +460,17 @@ pub fn render(request: RenderRequest<'_>) -> Result<RenderedStack, RenderError> 
     }
 
     let document = compose.to_json_value();
+    // Secrets the tenant has yet to send will be variables like the others.
+    let pending_secrets = template
+        .manifest
+        .parameters
+        .iter()
+        .filter(|(name, parameter)| {
+            request.secrets_pending
+                && parameter.kind == crate::manifest::ParameterType::Secret
+                && !parameters.contains_key(*name)
+        })
+        .map(|(name, _)| secret_variable_name(name));
     let environment: Vec<EnvironmentEntry> = environment_entries.into_values().collect();
     let policy = LintPolicy {
         root_allowed: template
@@ -455,7 +480,9 @@ pub fn render(request: RenderRequest<'_>) -> Result<RenderedStack, RenderError> 
             .filter(|(_, service)| service.runs_as_root.is_some())
             .map(|(name, _)| name.clone())
             .collect(),
-        known_variables: Some(environment.iter().map(|entry| entry.name.clone()).collect()),
+        known_variables: Some(
+            environment.iter().map(|entry| entry.name.clone()).chain(pending_secrets).collect(),
+        ),
     };
     let violations = lint::lint(&document, &policy);
     if !violations.is_empty() {

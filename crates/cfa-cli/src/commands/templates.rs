@@ -281,6 +281,7 @@ fn render_command(global: &GlobalArgs, args: RenderArgs) -> anyhow::Result<()> {
         stack: &stack,
         base_domain: &base_domain,
         parameters: &parameters,
+        secrets_pending: false,
     })
     .map_err(|error| match *error.reason {
         RenderFailure::Parameter(_) | RenderFailure::Name(_) => exit::usage(error),

@@ -12,6 +12,24 @@ impl Engine {
 
     /// Provisions a stack, or converges a half-provisioned one: idempotent, crash-safe.
     pub async fn provision(&self, request: &ProvisionRequest) -> Result<StackOutcome, EngineError> {
+        self.provision_or_prepare(request, true).await
+    }
+
+    /// Prepares a tenant's `pending` record that still lacks secret parameters: admitted and
+    /// placed, its project, service (not started) and backup schedule created, so that the
+    /// tenant's secrets have a service to be written to. The record stays `pending`.
+    pub(super) async fn prepare(
+        &self,
+        request: &ProvisionRequest,
+    ) -> Result<StackOutcome, EngineError> {
+        self.provision_or_prepare(request, false).await
+    }
+
+    async fn provision_or_prepare(
+        &self,
+        request: &ProvisionRequest,
+        start: bool,
+    ) -> Result<StackOutcome, EngineError> {
         let subject = Subject { tenant: request.tenant.clone(), stack: request.stack.clone() };
         let (slug, stack_name) = self.parse_names(&subject)?;
         let tenant = self.tenant(&subject).await?;
@@ -29,8 +47,14 @@ impl Engine {
                 record.template
             )));
         }
-        let rendered =
-            self.render(&subject, template, &tenant, &slug, &stack_name, &request.parameters)?;
+        let rendered = self.render(
+            &subject,
+            template,
+            &tenant,
+            (&slug, &stack_name),
+            &request.parameters,
+            !start,
+        )?;
         if let Some(domain) = &rendered.domain {
             self.ensure_domain_is_ours(&subject, &tenant, domain).await?;
         }
@@ -74,7 +98,7 @@ impl Engine {
                 return Err(error);
             }
         };
-        let intent = Intent::Provision { backups: self.wants_backups(&tenant, &rendered) };
+        let intent = Intent::Provision { backups: self.wants_backups(&tenant, &rendered), start };
         let steps = plan(intent, &observed).map_err(|refusal| subject.plan_refused(refusal))?;
 
         let operation = Operation {

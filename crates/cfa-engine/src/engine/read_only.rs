@@ -116,8 +116,14 @@ impl Engine {
         let tenant = self.tenant(&subject).await?;
         let template = self.template(&request.template)?;
         let record = self.find_record(&subject, &tenant.id, Step::RecordPending).await?;
-        let rendered =
-            self.render(&subject, template, &tenant, &slug, &stack_name, &request.parameters)?;
+        let rendered = self.render(
+            &subject,
+            template,
+            &tenant,
+            (&slug, &stack_name),
+            &request.parameters,
+            false,
+        )?;
         let recorded = record
             .as_ref()
             .and_then(|record| record.resource_limits.as_ref())
@@ -133,7 +139,8 @@ impl Engine {
         };
         let mut progress = Progress { record, recorded, ..Progress::default() };
         let observed = self.observe(&subject, &slug, &stack_name, &mut progress).await?;
-        let intent = Intent::Provision { backups: self.wants_backups(&tenant, &rendered) };
+        let intent =
+            Intent::Provision { backups: self.wants_backups(&tenant, &rendered), start: true };
         let (steps, refusal) = match (&admission, plan(intent, &observed)) {
             (_, Err(refusal)) => (Vec::new(), Some(subject.plan_refused(refusal).to_string())),
             (DryRunAdmission::Refused { .. }, Ok(_)) => (Vec::new(), None),

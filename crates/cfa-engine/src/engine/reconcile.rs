@@ -98,20 +98,6 @@ impl Engine {
                     })
                     .map(|(name, _)| name.as_str())
                     .collect();
-                if !missing.is_empty() {
-                    let reason = format!(
-                        "waiting for secret parameter{} {}: set {} through the platform's secrets API (never in PocketBase)",
-                        if missing.len() == 1 { "" } else { "s" },
-                        missing
-                            .iter()
-                            .map(|name| format!("`{name}`"))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        if missing.len() == 1 { "it" } else { "them" },
-                    );
-                    self.note_waiting(&subject, &record, &reason).await?;
-                    return Ok(Reconciled::Waiting { reason });
-                }
                 let request = ProvisionRequest {
                     tenant: subject.tenant.clone(),
                     stack: subject.stack.clone(),
@@ -119,6 +105,17 @@ impl Engine {
                     parameters,
                     preferred_server: None,
                 };
+                if !missing.is_empty() {
+                    // The service exists (not started) before the secrets arrive: they are
+                    // written to it, never to PocketBase.
+                    if record.coolify_service_uuid.as_deref().is_none_or(str::is_empty) {
+                        self.prepare(&request).await?;
+                    }
+                    let reason = waiting_for_secrets(&missing, &record.id);
+                    let record = self.stack(&subject.tenant, &subject.stack).await?;
+                    self.note_waiting(&subject, &record, &reason).await?;
+                    return Ok(Reconciled::Waiting { reason });
+                }
                 let outcome = self.provision(&request).await?;
                 Ok(Reconciled::Acted { operation: "provision", outcome })
             }
@@ -188,4 +185,13 @@ impl Engine {
             .map_err(|error| subject.pocketbase(Step::RecordDeploying, error))?;
         Ok(())
     }
+}
+
+/// What a record that lacks secrets says in `error_message`: which, and where they go.
+fn waiting_for_secrets(missing: &[&str], record_id: &str) -> String {
+    let names = missing.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ");
+    let (plural, pronoun) = if missing.len() == 1 { ("", "it") } else { ("s", "them") };
+    format!(
+        "waiting for secret parameter{plural} {names}: set {pronoun} with PUT /api/v1/tenant/stacks/{record_id}/secrets on the platform's API (never in PocketBase)"
+    )
 }

@@ -61,9 +61,9 @@ impl Engine {
             subject,
             template,
             &begun.tenant,
-            &begun.slug,
-            &begun.stack_name,
+            (&begun.slug, &begun.stack_name),
             &parameters,
+            false,
         )?;
         let compose_hash = sha256(&rendered.compose_yaml);
         let recorded_hash = begun
@@ -123,7 +123,11 @@ impl Engine {
         for (name, parameter) in &template.manifest.parameters {
             if parameter.kind == cfa_templates::manifest::ParameterType::Secret {
                 let variable = cfa_templates::render::secret_variable_name(name);
-                if let Some(Some(value)) = coolify_values.get(&variable) {
+                // Coolify keeps an empty variable for a `${NAME}` the compose references
+                // before anyone set it: that is no value.
+                if let Some(Some(value)) = coolify_values.get(&variable)
+                    && !value.is_empty()
+                {
                     parameters.insert(name.clone(), value.clone());
                 }
             }

@@ -44,6 +44,33 @@ pub(super) fn plan_provision(observed: &Observation, backups: bool) -> Result<Ve
     Ok(steps)
 }
 
+/// The steps that prepare a tenant's `pending` record for its secrets: everything a provision
+/// creates, nothing started, the record's status untouched.
+pub(super) fn plan_prepare(observed: &Observation, backups: bool) -> Result<Vec<Step>, Refused> {
+    match observed.record_status {
+        Some(StackStatus::Pending | StackStatus::Error) => {}
+        Some(StackStatus::Stopped) => return Err(Refused::Suspended),
+        // Only a tenant's record is prepared; anything further along has its service.
+        None | Some(StackStatus::Deploying | StackStatus::Running) => return Ok(Vec::new()),
+    }
+    if observed.record_has_service {
+        // Prepared already: the secrets have their place. What a crash left out (the backup
+        // schedule) the provision that follows the secrets sets anyway.
+        return Ok(Vec::new());
+    }
+    let mut steps = vec![Step::EnsureProject, Step::EnsureEnvironment];
+    steps.push(match observed.service_exists {
+        false => Step::CreateService,
+        true => Step::AdoptService,
+    });
+    steps.push(Step::RecordService);
+    if backups {
+        steps.push(Step::SetBackupSchedule);
+    }
+    steps.push(Step::SetEnvironment);
+    Ok(steps)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +132,40 @@ mod tests {
                 "record_running",
             ],
         );
+    }
+
+    #[test]
+    fn a_tenants_record_waiting_for_secrets_gets_its_service_once_never_a_start() {
+        let pending = Observation { record_status: Some(StackStatus::Pending), ..observation() };
+        let steps = plan_prepare(&pending, true).expect("planned");
+        assert_eq!(
+            step_names(&steps),
+            [
+                "ensure_project",
+                "ensure_environment",
+                "create_service",
+                "record_service",
+                "set_backup_schedule",
+                "set_environment"
+            ]
+        );
+        let crashed = Observation { project_exists: true, service_exists: true, ..pending };
+        let steps = plan_prepare(&crashed, false).expect("planned");
+        assert_eq!(
+            step_names(&steps),
+            [
+                "ensure_project",
+                "ensure_environment",
+                "adopt_service",
+                "record_service",
+                "set_environment"
+            ]
+        );
+        let prepared =
+            Observation { record_names_service: true, record_has_service: true, ..crashed };
+        assert!(plan_prepare(&prepared, true).expect("planned").is_empty());
+        let stopped = Observation { record_status: Some(StackStatus::Stopped), ..prepared };
+        assert_eq!(plan_prepare(&stopped, true), Err(Refused::Suspended));
     }
 
     #[test]

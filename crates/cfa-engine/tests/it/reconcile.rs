@@ -95,8 +95,15 @@ async fn a_tenants_requests_through_pocketbase_are_carried_out() {
     let record = tenant.stack_view(&created.id, false).await.unwrap();
     assert_eq!(record.status, StackStatus::Pending);
     assert_eq!(record.error_message.as_deref(), Some(reason.as_str()), "the tenant reads why");
-    assert_eq!(mutations(&world), calls, "nothing reached Coolify");
+    // Its service exists, not started, so that the secrets have somewhere to go.
+    assert!(mutations(&world) > calls, "the service is created");
+    let prepared = record.coolify_service_uuid.clone().expect("the service is recorded");
+    let status = world.coolify.get_service_by_uuid(&prepared).await.unwrap().status;
+    assert!(!status.starts_with("running"), "never started: {status}");
+    assert!(reason.contains(&format!("/api/v1/tenant/stacks/{}/secrets", created.id)), "{reason}");
+    let calls = mutations(&world);
     engine.reconcile("self", "helper").await.unwrap();
+    assert_eq!(mutations(&world), calls, "prepared once");
     assert_eq!(
         engine.stack("self", "helper").await.unwrap().updated_at,
         record.updated_at,

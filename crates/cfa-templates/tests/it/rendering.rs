@@ -346,6 +346,7 @@ fn render_template(template: &cfa_templates::Template) -> Value {
         stack: &cfa_core::naming::StackName::parse("agent").unwrap(),
         base_domain: &cfa_core::naming::BaseDomain::parse("cloudfreedom.de").unwrap(),
         parameters: &parameters,
+        secrets_pending: false,
     })
     .unwrap();
     serde_norway::from_str(&rendered.compose_yaml).unwrap()
@@ -391,4 +392,60 @@ fn a_config_file_the_program_is_not_told_about_is_refused() {
     let error = cfa_templates::Template::from_parts(&read("template.toml"), &compose, files)
         .expect_err("a file nobody reads is refused");
     assert!(error.to_string().contains("name its target `/config/openclaw.json`"), "{error}");
+}
+
+/// A tenant's stack is created before its secrets arrive: rendered without them, its compose
+/// is the compose it will run with (only `${NAME}` references), with no variable for them, and
+/// without the flag a missing secret is still an error.
+#[test]
+fn a_render_awaiting_secrets_has_the_final_compose_and_no_secret_variables() {
+    let plans = PlanTable::builtin();
+    let template = crate::support::catalogue().get("telegram-bot").unwrap().clone();
+    let complete = sample_parameters("telegram-bot");
+    let without: std::collections::BTreeMap<String, String> = complete
+        .iter()
+        .filter(|(name, _)| !name.contains("token") && !name.contains("key"))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    let render = |parameters: &std::collections::BTreeMap<String, String>, secrets_pending| {
+        cfa_templates::render(cfa_templates::RenderRequest {
+            template: &template,
+            plans: &plans,
+            plan: PlanTier::Team,
+            tenant_resource_limits: None,
+            tenant: &cfa_core::naming::TenantSlug::parse("acme").unwrap(),
+            stack: &cfa_core::naming::StackName::parse("bot").unwrap(),
+            base_domain: &cfa_core::naming::BaseDomain::parse("cloudfreedom.de").unwrap(),
+            parameters,
+            secrets_pending,
+        })
+    };
+    let full = render(&complete, false).unwrap();
+    let awaiting = render(&without, true).unwrap();
+    assert_eq!(awaiting.compose_yaml, full.compose_yaml);
+    assert!(awaiting.environment.is_empty(), "{:?}", awaiting.redacted_environment());
+    assert_eq!(full.environment.len(), 2);
+    assert!(render(&without, false).is_err(), "a missing secret is an error unless awaited");
+}
+
+/// A credential the tenant reads back must be a value Coolify generates for the stack and the
+/// compose uses: not a tenant's own secret, not a variable nothing sets.
+#[test]
+fn credentials_name_generated_variables_the_compose_uses() {
+    let folder = cfa_templates::repository_templates_dir().join("openclaw-agent");
+    let read = |name: &str| std::fs::read_to_string(folder.join(name)).unwrap();
+    let files =
+        std::collections::BTreeMap::from([("openclaw.json".to_owned(), read("openclaw.json"))]);
+    let with = |credential: &str| {
+        let manifest =
+            format!("{}\n[credentials.extra]\n{credential}\nhelp = \"x\"\n", read("template.toml"));
+        cfa_templates::Template::from_parts(&manifest, &read("compose.yaml"), files.clone())
+            .map_err(|error| error.to_string())
+    };
+    let template = with("variable = \"SERVICE_PASSWORD_64_HOOKSTOKEN\"").unwrap();
+    assert_eq!(template.manifest.credentials.len(), 3);
+    let tenant_secret = with("variable = \"ROUTER_API_KEY\"").unwrap_err();
+    assert!(tenant_secret.contains("SERVICE_PASSWORD_*"), "{tenant_secret}");
+    let unused = with("variable = \"SERVICE_PASSWORD_NOBODY\"").unwrap_err();
+    assert!(unused.contains("never uses"), "{unused}");
 }

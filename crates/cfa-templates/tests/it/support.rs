@@ -52,6 +52,7 @@ pub(crate) fn render_with(
         stack: &StackName::parse(stack).unwrap(),
         base_domain: &BaseDomain::parse("cloudfreedom.de").unwrap(),
         parameters,
+        secrets_pending: false,
     })
 }
 
