@@ -58,6 +58,7 @@ mod provision;
 mod read_only;
 mod reconcile;
 mod record;
+mod tenant_api;
 mod upgrade;
 mod wait;
 use claims::Created;
@@ -72,6 +73,7 @@ pub use read_only::{
     DryRunAdmission, OperationDryRun, OperationRequest, ProvisionDryRun, StackHealth,
 };
 pub use reconcile::Reconciled;
+pub use tenant_api::{SecretsTakeEffect, TenantRequestError};
 
 /// The Coolify environment every stack lives in (Coolify creates it with the project).
 const ENVIRONMENT: &str = "production";

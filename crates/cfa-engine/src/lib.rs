@@ -20,7 +20,7 @@ pub mod steps;
 pub use engine::{
     Backoffs, CONTROLLER_LEASE, ControllerPass, DeleteOptions, DryRunAdmission, Engine,
     OperationDryRun, OperationRequest, PassReport, ProvisionDryRun, ProvisionRequest, Reconciled,
-    StackActivation, StackHealth, StackOutcome, Woken,
+    SecretsTakeEffect, StackActivation, StackHealth, StackOutcome, TenantRequestError, Woken,
 };
 pub use error::{EngineError, ErrorClass, Refusal};
 pub use settings::{

@@ -11,19 +11,17 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::error::{PocketBaseError, PocketBaseErrorKind};
-use crate::filter::{AuditQuery, StackFilter, and, quote};
+use crate::filter::{AuditQuery, quote};
 use crate::types::{
-    AgentStack, AuditEntry, NewAuditEntry, NewStack, NewTenant, Page, StackPatch, Tenant,
-    TenantPatch, UserAccount, audit_create_body, audit_from_record, decode_error,
-    secret_looking_key, stack_create_body, stack_from_record, stack_patch_body, tenant_create_body,
-    tenant_from_record, tenant_patch_body,
+    AuditEntry, NewAuditEntry, NewTenant, Page, Tenant, TenantPatch, audit_create_body,
+    audit_from_record, decode_error, tenant_create_body, tenant_from_record, tenant_patch_body,
 };
 
 /// PocketBase answers at most this many items per page (larger `perPage` is silently capped).
 pub const MAX_PER_PAGE: u32 = 1000;
 /// A token this close to expiry is refreshed before use.
 const REFRESH_MARGIN_SECONDS: i64 = 300;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A password; `Debug`/`Display` print `***`.
 #[derive(Clone)]
@@ -278,7 +276,7 @@ impl PocketBaseClient {
         }
     }
 
-    async fn call_record(
+    pub(crate) async fn call_record(
         &self,
         operation: &'static str,
         method: Method,
@@ -291,7 +289,7 @@ impl PocketBaseClient {
             .ok_or_else(|| decode_error(operation, "an empty answer".into()))
     }
 
-    async fn list_records(
+    pub(crate) async fn list_records(
         &self,
         operation: &'static str,
         collection: &str,
@@ -408,174 +406,6 @@ impl PocketBaseClient {
         tenant_from_record("tenant_update", &record)
     }
 
-    // ---- users ----------------------------------------------------------------------------
-
-    /// The id of the `users` record with this e-mail, created with `initial_password` when
-    /// there is none (the owner then sets their own through PocketBase's password reset).
-    /// Returns the id and whether it was created.
-    /// The account with this e-mail, if any, and whether it verified its e-mail.
-    pub async fn user_by_email(&self, email: &str) -> Result<Option<UserAccount>, PocketBaseError> {
-        let options = ListOptions { per_page: 1, skip_total: true, ..ListOptions::default() };
-        let filter = Some(format!("email = {}", quote(email)));
-        let (items, _) = self.list_records("user_by_email", "users", filter, &options).await?;
-        Ok(items.first().and_then(|record| {
-            let id = record.get("id").and_then(Value::as_str)?;
-            let verified = record.get("verified").and_then(Value::as_bool).unwrap_or(false);
-            Some(UserAccount { id: id.to_owned(), verified })
-        }))
-    }
-
-    /// Creates a verified account (as a superuser) whose password only this call knows: the
-    /// owner sets their own through PocketBase's password reset, which proves the e-mail.
-    pub async fn user_create_verified(
-        &self,
-        email: &str,
-        password: &Password,
-    ) -> Result<String, PocketBaseError> {
-        let body = serde_json::json!({
-            "email": email,
-            "password": password.expose(),
-            "passwordConfirm": password.expose(),
-            "verified": true,
-        });
-        let record = self
-            .call_record(
-                "user_create",
-                Method::POST,
-                "api/collections/users/records",
-                &[],
-                Some(&body),
-            )
-            .await?;
-        record.get("id").and_then(Value::as_str).map(str::to_owned).ok_or_else(|| {
-            PocketBaseError::new(
-                "user_create",
-                PocketBaseErrorKind::Decode,
-                "the created user has no id".to_owned(),
-            )
-        })
-    }
-
-    /// Claims an unverified account for its e-mail's owner: a new password (PocketBase then
-    /// renews the account's token key, so the registrant's sessions end) and `verified`.
-    pub async fn user_claim(
-        &self,
-        user_id: &str,
-        password: &Password,
-    ) -> Result<(), PocketBaseError> {
-        let path = format!("api/collections/users/records/{}", path_segment(user_id)?);
-        let body = serde_json::json!({
-            "password": password.expose(),
-            "passwordConfirm": password.expose(),
-            "verified": true,
-        });
-        self.call_record("user_claim", Method::PATCH, &path, &[], Some(&body)).await.map(|_| ())
-    }
-
-    // ---- agent_stacks ---------------------------------------------------------------------
-
-    pub async fn stack_view(
-        &self,
-        stack_id: &str,
-        expand_tenant: bool,
-    ) -> Result<AgentStack, PocketBaseError> {
-        let path = format!("api/collections/agent_stacks/records/{}", path_segment(stack_id)?);
-        let query =
-            if expand_tenant { vec![("expand", "tenant_id".to_owned())] } else { Vec::new() };
-        let record = self.call_record("stack_view", Method::GET, &path, &query, None).await?;
-        stack_from_record("stack_view", &record)
-    }
-
-    pub async fn stack_list(
-        &self,
-        filter: &StackFilter,
-        options: &ListOptions,
-    ) -> Result<Page<AgentStack>, PocketBaseError> {
-        let (items, page) = self
-            .list_records("stack_list", "agent_stacks", filter.to_expression(), options)
-            .await?;
-        let items = items
-            .iter()
-            .map(|record| stack_from_record("stack_list", record))
-            .collect::<Result<_, _>>()?;
-        Ok(Page { items, page: page.page, per_page: page.per_page, total_items: page.total_items })
-    }
-
-    /// Every stack matching `filter`, ordered by id. Pages by key (`id > last`), not by
-    /// offset, so a long list costs the same per page and a concurrent insert cannot shift
-    /// an item into the next page twice.
-    pub async fn stack_list_all(
-        &self,
-        filter: &StackFilter,
-        expand_tenant: bool,
-    ) -> Result<Vec<AgentStack>, PocketBaseError> {
-        let mut stacks: Vec<AgentStack> = Vec::new();
-        loop {
-            let mut terms: Vec<String> = filter
-                .to_expression()
-                .into_iter()
-                .map(|expression| format!("({expression})"))
-                .collect();
-            if let Some(last) = stacks.last() {
-                terms.push(format!("id > {}", quote(&last.id)));
-            }
-            let options = ListOptions {
-                page: 1,
-                per_page: MAX_PER_PAGE,
-                sort: Some("id".to_owned()),
-                expand_tenant,
-                skip_total: true,
-            };
-            let (items, _) =
-                self.list_records("stack_list_all", "agent_stacks", and(terms), &options).await?;
-            let count = items.len();
-            for record in &items {
-                stacks.push(stack_from_record("stack_list_all", record)?);
-            }
-            if count < MAX_PER_PAGE as usize {
-                return Ok(stacks);
-            }
-        }
-    }
-
-    /// Creates a stack. Refuses, without sending, a `config` with a secret-looking key.
-    pub async fn stack_create(&self, stack: &NewStack) -> Result<AgentStack, PocketBaseError> {
-        refuse_secrets("stack_create", &stack.config)?;
-        let body = stack_create_body(stack);
-        let record = self
-            .call_record(
-                "stack_create",
-                Method::POST,
-                "api/collections/agent_stacks/records",
-                &[],
-                Some(&body),
-            )
-            .await?;
-        stack_from_record("stack_create", &record)
-    }
-
-    /// Updates the `Some` fields of a stack. Refuses, without sending, a `config` with a
-    /// secret-looking key.
-    pub async fn stack_update(
-        &self,
-        stack_id: &str,
-        patch: &StackPatch,
-    ) -> Result<AgentStack, PocketBaseError> {
-        if let Some(config) = &patch.config {
-            refuse_secrets("stack_update", config)?;
-        }
-        let body = stack_patch_body(patch);
-        let path = format!("api/collections/agent_stacks/records/{}", path_segment(stack_id)?);
-        let record =
-            self.call_record("stack_update", Method::PATCH, &path, &[], Some(&body)).await?;
-        stack_from_record("stack_update", &record)
-    }
-
-    pub async fn stack_delete(&self, stack_id: &str) -> Result<(), PocketBaseError> {
-        let path = format!("api/collections/agent_stacks/records/{}", path_segment(stack_id)?);
-        self.call("stack_delete", Method::DELETE, &path, &[], None).await.map(|_| ())
-    }
-
     // ---- audit_log ------------------------------------------------------------------------
 
     /// Appends an entry (superusers only: the collection has no rules for anyone else).
@@ -638,17 +468,6 @@ impl PocketBaseClient {
         body: Option<&Value>,
     ) -> Result<Option<Value>, PocketBaseError> {
         self.call("raw", method, path, &[], body).await
-    }
-}
-
-fn refuse_secrets(operation: &'static str, config: &Value) -> Result<(), PocketBaseError> {
-    match secret_looking_key(config) {
-        Some(key) => Err(PocketBaseError::new(
-            operation,
-            PocketBaseErrorKind::SecretInConfig { key: key.clone() },
-            format!("config key `{key}` looks like a secret"),
-        )),
-        None => Ok(()),
     }
 }
 

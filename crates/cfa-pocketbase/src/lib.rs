@@ -13,9 +13,11 @@ mod filter;
 mod lease;
 mod realtime;
 pub mod schema;
+mod stacks;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod types;
+mod users;
 
 pub use client::{ListOptions, MAX_PER_PAGE, Password, PocketBaseClient};
 pub use error::{FieldError, PocketBaseError, PocketBaseErrorKind};

@@ -15,9 +15,37 @@ impl Engine {
         stack: &str,
         parameters: Option<&BTreeMap<String, String>>,
     ) -> Result<StackOutcome, EngineError> {
+        self.upgrade_or_restart(tenant, stack, parameters, false).await
+    }
+
+    /// Restarts a running stack so that variables changed behind the engine's back (a
+    /// tenant's new secrets, already in Coolify) take effect: an audited upgrade that
+    /// restarts even though nothing differs from what Coolify holds.
+    pub async fn apply_environment(
+        &self,
+        tenant: &str,
+        stack: &str,
+    ) -> Result<StackOutcome, EngineError> {
+        self.upgrade_or_restart(tenant, stack, None, true).await
+    }
+
+    async fn upgrade_or_restart(
+        &self,
+        tenant: &str,
+        stack: &str,
+        parameters: Option<&BTreeMap<String, String>>,
+        restart: bool,
+    ) -> Result<StackOutcome, EngineError> {
         let subject = Subject { tenant: tenant.to_owned(), stack: stack.to_owned() };
         let mut begun = self.begin(&subject, true).await?;
         let (intent, rendered) = self.upgrade_intent(&subject, &begun, parameters).await?;
+        let intent = match intent {
+            Intent::Upgrade { compose_changed, environment_changed } => Intent::Upgrade {
+                compose_changed,
+                environment_changed: environment_changed || restart,
+            },
+            other => other,
+        };
         tracing::info!(tenant = %subject.tenant, stack = %subject.stack, ?intent, "upgrade");
         begun.progress.recorded.get_or_insert_with(|| RecordedLimits {
             server_uuid: String::new(),
