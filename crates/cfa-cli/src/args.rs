@@ -81,6 +81,8 @@ pub(crate) enum Command {
     Reconcile(crate::commands::controller::ReconcileArgs),
     /// Carry out what every stack's record asks for, every --interval-seconds (or --once).
     Controller(crate::commands::controller::ControllerArgs),
+    /// Run the platform: the HTTP server (health, the tenant API) and the controller.
+    Serve(crate::commands::serve::ServeArgs),
     /// Start a local PocketBase and Coolify sandbox and provision a demo stack end to end.
     Demo(crate::commands::demo::DemoArgs),
 }

@@ -28,6 +28,13 @@ pub(crate) struct ControllerArgs {
     /// One pass, then exit: 0 when every stack converged, acted or waits, 1 on any failure.
     #[arg(long)]
     pub(crate) once: bool,
+    #[command(flatten)]
+    pub(crate) passes: PassArgs,
+}
+
+/// How the controller's passes run (`cfa controller` and `cfa serve`).
+#[derive(Debug, Args)]
+pub(crate) struct PassArgs {
     /// Seconds between passes.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) interval_seconds: u64,
@@ -60,6 +67,17 @@ pub(crate) async fn controller(
     platform: &Platform,
     args: ControllerArgs,
 ) -> anyhow::Result<()> {
+    run_passes(global, platform, &args.passes, args.once).await
+}
+
+/// Passes until Ctrl-C (or one pass with `once`), each under the lease, woken early by
+/// PocketBase's realtime events.
+pub(crate) async fn run_passes(
+    global: &GlobalArgs,
+    platform: &Platform,
+    args: &PassArgs,
+    once: bool,
+) -> anyhow::Result<()> {
     let concurrency = usize::try_from(args.concurrency).unwrap_or(4);
     let lease = Duration::from_secs(args.lease_seconds);
     let holder = format!(
@@ -82,7 +100,7 @@ pub(crate) async fn controller(
             .controller_pass(&holder, lease, concurrency, &mut backoffs, only.take().as_deref())
             .await;
         let wait = match pass.map_err(engine_error) {
-            Err(error) if args.once => return Err(error),
+            Err(error) if once => return Err(error),
             Err(error) => {
                 // PocketBase unreachable: one line, and the next pass retries.
                 tracing::warn!(error = %error, "controller pass failed");
@@ -93,7 +111,7 @@ pub(crate) async fn controller(
                     "another controller holds the lease: {other} (for {}s more, unless it renews it)",
                     remaining.as_secs()
                 );
-                if args.once {
+                if once {
                     return Err(exit::refused(format_err!(
                         "{message}\nhint: one controller acts at a time; this one takes over when that one stops"
                     )));
@@ -103,7 +121,7 @@ pub(crate) async fn controller(
             }
             Ok(ControllerPass::Ran(report)) => {
                 print_report(global, &report)?;
-                if args.once {
+                if once {
                     engine.controller_release(&holder).await;
                     return match report.failures() {
                         0 => Ok(()),

@@ -6,6 +6,7 @@ pub(crate) mod dry_run;
 pub(crate) mod ops;
 pub(crate) mod pb;
 pub(crate) mod plans;
+pub(crate) mod serve;
 pub(crate) mod stacks;
 pub(crate) mod templates;
 pub(crate) mod tenant;
@@ -67,6 +68,9 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
                 controller::controller(&global, &platform, args).await
             })
         }
+        Command::Serve(args) => block_on_platform(&mut global, |global, platform| async move {
+            serve::serve(&global, &platform, args).await
+        }),
         Command::Demo(args) => demo::run(&global, args),
     }
 }

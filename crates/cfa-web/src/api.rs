@@ -1,0 +1,4 @@
+//! The routes' handlers, one module per audience.
+
+pub(crate) mod health;
+pub(crate) mod tenant;

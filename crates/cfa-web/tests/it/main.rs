@@ -1,0 +1,5 @@
+//! `cfa_web` served on loopback over the real PocketBase and the Coolify sandbox: the tenant
+//! API as a tenant (and an attacker) uses it.
+
+mod harness;
+mod tenant_api;
