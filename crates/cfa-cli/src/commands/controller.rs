@@ -93,18 +93,29 @@ pub(crate) async fn run_passes(
     let engine = &platform.engine;
     let mut backoffs = Backoffs::new(Backoff::CONTROLLER);
     let mut subscription = None;
+    if !once {
+        engine.subscribe(&mut subscription).await;
+    }
     // The record a realtime event named: the next pass reconciles only it.
     let mut only: Option<Box<cfa_pocketbase::AgentStack>> = None;
+    let interval = Duration::from_secs(args.interval_seconds);
+    // When the next full pass is due: the interval after the last one (events in between run
+    // passes of one record and do not postpone it), or sooner when a tenant's delete is due.
+    let mut next_full_pass = tokio::time::Instant::now();
     loop {
+        let full = only.is_none();
         let pass = engine
             .controller_pass(&holder, lease, concurrency, &mut backoffs, only.take().as_deref())
             .await;
+        if full {
+            next_full_pass = tokio::time::Instant::now() + interval;
+        }
         let wait = match pass.map_err(engine_error) {
             Err(error) if once => return Err(error),
             Err(error) => {
                 // PocketBase unreachable: one line, and the next pass retries.
                 tracing::warn!(error = %error, "controller pass failed");
-                Duration::from_secs(args.interval_seconds)
+                interval
             }
             Ok(ControllerPass::LeaseHeld { holder: other, remaining }) => {
                 let message = format!(
@@ -117,10 +128,17 @@ pub(crate) async fn run_passes(
                     )));
                 }
                 tracing::info!("{message}");
-                remaining.min(Duration::from_secs(args.interval_seconds)) + Duration::from_secs(1)
+                remaining.min(interval) + Duration::from_secs(1)
             }
             Ok(ControllerPass::Ran(report)) => {
                 print_report(global, &report)?;
+                // A tenant's delete runs when its grace period ends, not at the next resync.
+                if let Some(due) = report.next_delete_due() {
+                    let wait = jiff::Timestamp::now().duration_until(due);
+                    let wait = Duration::try_from(wait).unwrap_or(Duration::ZERO);
+                    next_full_pass = next_full_pass
+                        .min(tokio::time::Instant::now() + wait + Duration::from_millis(100));
+                }
                 if once {
                     engine.controller_release(&holder).await;
                     return match report.failures() {
@@ -131,7 +149,7 @@ pub(crate) async fn run_passes(
                         )),
                     };
                 }
-                Duration::from_secs(args.interval_seconds)
+                next_full_pass.saturating_duration_since(tokio::time::Instant::now())
             }
         };
         // A record that asks for something wakes the next pass at once; the interval is the

@@ -54,8 +54,9 @@ impl World {
             format!(
                 "[coolify]\nurl = \"{}\"\ntoken = \"{}\"\n\
                  [pocketbase]\nurl = \"{}\"\nemail = \"{SUPERUSER_EMAIL}\"\npassword = \"{SUPERUSER_PASSWORD}\"\n\
-                 [platform]\nbase_domain = \"agents.test\"\nrouter_origins = [\"https://router.agents.test\"]\n\
+                 [platform]\nbase_domain = \"agents.test\"\nrouter_url = \"https://router.agents.test/v1\"\n\
                  [engine]\npoll_interval = \"100ms\"\nstatus_lag = \"0s\"\ndeploy_timeout = \"20s\"\ndelete_grace = \"0s\"\n\
+                 tenant_delete_grace = \"1s\"\n\
                  [[servers]]\nuuid = \"{}\"\ncores = 12\nmemory_gb = 31\nfree_disk_gb = 24\n",
                 sandbox.base_url(),
                 sandbox.token(),

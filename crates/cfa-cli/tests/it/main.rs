@@ -2,5 +2,6 @@
 
 mod controller;
 mod lifecycle;
+mod serve;
 mod templates;
 mod tidy;

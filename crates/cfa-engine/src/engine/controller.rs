@@ -66,6 +66,18 @@ impl PassReport {
         self.activations.iter().filter(|activation| activation.result.is_err()).count()
     }
 
+    /// When the first delete a tenant asked for becomes due: the controller's next pass should
+    /// not wait longer than that.
+    pub fn next_delete_due(&self) -> Option<jiff::Timestamp> {
+        self.activations
+            .iter()
+            .filter_map(|activation| match activation.result {
+                Ok(Reconciled::DeleteScheduled { due }) => Some(due),
+                _ => None,
+            })
+            .min()
+    }
+
     /// What the pass saw and did, as kept on the lease for `cfa status --controller`: when,
     /// how long, stacks seen, actions, waits, failures (the first 20, first line each).
     pub fn summary(&self, finished: jiff::Timestamp, took: Duration) -> Value {
@@ -330,6 +342,20 @@ pub enum Woken {
 }
 
 impl Engine {
+    /// Opens the realtime subscription unless it is open. A controller opens it before its
+    /// first pass, so that a request written during that pass is not missed.
+    pub async fn subscribe(&self, subscription: &mut Option<StackSubscription>) {
+        if subscription.is_some() {
+            return;
+        }
+        match self.inner.pocketbase.stack_subscribe().await {
+            Ok(opened) => *subscription = Some(opened),
+            Err(error) => {
+                tracing::warn!(%error, "no realtime subscription; passes run on the interval only")
+            }
+        }
+    }
+
     /// Waits until PocketBase reports a record that asks for something, or `max_wait` passes.
     /// The subscription is opened on first use and again after it failed (PocketBase down: the
     /// wait is then only the timeout, and the full resync catches up).
@@ -339,14 +365,7 @@ impl Engine {
         max_wait: Duration,
     ) -> Woken {
         let deadline = tokio::time::Instant::now() + max_wait;
-        if subscription.is_none() {
-            match self.inner.pocketbase.stack_subscribe().await {
-                Ok(opened) => *subscription = Some(opened),
-                Err(error) => {
-                    tracing::warn!(%error, "no realtime subscription; passes run on the interval only")
-                }
-            }
-        }
+        self.subscribe(subscription).await;
         let Some(stream) = subscription.as_mut() else {
             tokio::time::sleep_until(deadline).await;
             return Woken::Timeout;
@@ -358,7 +377,8 @@ impl Engine {
             };
             match change {
                 Ok(StackChange::Created(record) | StackChange::Updated(record))
-                    if matches!(record.status, StackStatus::Pending | StackStatus::Stopped) =>
+                    if record.delete_requested_at.is_some()
+                        || matches!(record.status, StackStatus::Pending | StackStatus::Stopped) =>
                 {
                     return Woken::Request(Box::new(record));
                 }
