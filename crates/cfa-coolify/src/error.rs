@@ -98,6 +98,18 @@ impl CoolifyError {
         matches!(self.kind, CoolifyErrorKind::NotFound { .. })
     }
 
+    /// Coolify did not answer, or answered that it cannot now (429, or 502/503/504 from it or
+    /// its proxy), after all retries: an outage of the platform, not a fault of the request or
+    /// of one stack. A plain 500 is not one: it can be a single resource's.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self.kind,
+            CoolifyErrorKind::Transport { .. }
+                | CoolifyErrorKind::RateLimited { .. }
+                | CoolifyErrorKind::Server { status: 502..=504 }
+        )
+    }
+
     /// Coolify's 400 "Service is already running." from `start` (ServicesController::
     /// action_deploy: the stored status contains `running`), and nothing else: any other 400
     /// is a real refusal.

@@ -165,8 +165,22 @@ impl EngineError {
     /// The short reason the stack record's `error_message` keeps: the tenant reads it, so it
     /// names no server, capacity, Coolify uuid or upstream detail (the audit log keeps the
     /// whole error for the operator). Its hint says what the tenant can do.
+    /// Coolify was down, or too busy to answer, while the operation ran: nothing is wrong
+    /// with the stack, so its record keeps its status (only `error_message` says what
+    /// happened) and the next activation resumes it.
+    pub fn is_platform_outage(&self) -> bool {
+        match self {
+            EngineError::CoolifyUnavailable { .. } => true,
+            EngineError::Coolify { source, .. } => source.is_unavailable(),
+            _ => false,
+        }
+    }
+
     pub fn record_message(&self) -> String {
         let text = match self {
+            EngineError::Coolify { step, .. } if self.is_platform_outage() => format!(
+                "the hosting platform did not answer at `{step}`; the stack is resumed from there when it does\nhint: nothing to do; the platform retries by itself"
+            ),
             EngineError::Refused { refusal: Refusal::Admission(AdmissionError::NoCapacity { .. }), .. } => {
                 "the platform has no room for this stack right now\nhint: the operator has to free or add capacity; retry later".to_owned()
             }

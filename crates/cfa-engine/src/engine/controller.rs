@@ -194,7 +194,7 @@ impl Engine {
         let now = Instant::now();
         for activation in &activations {
             let key = (activation.tenant.clone(), activation.stack.clone());
-            backoffs.record(key, activation.result.is_err(), now);
+            backoffs.record(key, is_stack_failure(&activation.result), now);
         }
         Ok(PassReport { stacks_seen: records.len(), activations, backing_off })
     }
@@ -243,7 +243,7 @@ impl Engine {
         }
         self.coolify_answers().await?;
         let result = self.reconcile(&key.0, &key.1).await;
-        backoffs.record(key.clone(), result.is_err(), Instant::now());
+        backoffs.record(key.clone(), is_stack_failure(&result), Instant::now());
         report.activations.push(StackActivation { tenant: key.0, stack: key.1, result });
         Ok(report)
     }
@@ -322,6 +322,12 @@ async fn renew_lease(pocketbase: cfa_pocketbase::PocketBaseClient, holder: Strin
             Err(error) => tracing::warn!(%error, "cannot renew the controller lease"),
         }
     }
+}
+
+/// A failure that is the stack's own, which earns it a backoff. Coolify going down during the
+/// pass is not: the next pass asks Coolify first and waits for it as a whole.
+fn is_stack_failure(result: &Result<Reconciled, EngineError>) -> bool {
+    result.as_ref().is_err_and(|error| !error.is_platform_outage())
 }
 
 fn unavailable(error: cfa_coolify::CoolifyError) -> EngineError {

@@ -74,6 +74,9 @@ impl Engine {
             Err(_) => return,
         };
         let status = match current.status {
+            // An outage is not the stack's failure: it stays where it was, and the next
+            // activation (the controller's, or a rerun) resumes it.
+            _ if error.is_platform_outage() => None,
             StackStatus::Deploying => next(StackStatus::Deploying, StackEvent::DeployFailed).ok(),
             StackStatus::Running => next(StackStatus::Running, StackEvent::HealthFailed).ok(),
             StackStatus::Pending => next(StackStatus::Pending, StackEvent::DeployStarted)

@@ -156,9 +156,12 @@ async fn coolify_down_mid_provision_is_a_clear_recorded_error_and_a_rerun_conver
     for part in ["Coolify failed at `create_service`", "`down/bot`", "hint:", "CFA_COOLIFY_URL"] {
         assert!(message.contains(part), "`{part}` missing from: {message}");
     }
+    // An outage is not the stack's failure: the record stays `deploying` (nothing to retry by
+    // hand; the next activation resumes it) and says what happened.
     let record = &world.stacks_of(&tenant_id).await[0];
-    assert_eq!(record.status, StackStatus::Error);
+    assert_eq!(record.status, StackStatus::Deploying);
     assert_eq!(record.error_message.as_deref(), Some(error.record_message().as_str()));
+    assert!(error.is_platform_outage());
     // The tenant reads `error_message`: the step, not Coolify's address or its answer; the
     // operator's audit entry keeps the whole error.
     let tenant_reads = record.error_message.clone().unwrap_or_default();
@@ -192,7 +195,7 @@ async fn coolify_down_mid_provision_is_a_clear_recorded_error_and_a_rerun_conver
     let again = engine.provision(&request).await.unwrap_err();
     assert!(again.to_string().contains("`ensure_project`"), "{again}");
     let record = &world.stacks_of(&tenant_id).await[0];
-    assert_eq!(record.status, StackStatus::Error);
+    assert_eq!(record.status, StackStatus::Deploying);
     assert_eq!(record.error_message.as_deref(), Some(again.record_message().as_str()));
     assert_eq!(world.coolify_counts("down", "bot").await, (1, 0));
 
@@ -228,8 +231,9 @@ async fn a_coolify_timeout_while_waiting_is_recorded_and_a_rerun_converges() {
         assert!(message.contains(part), "`{part}` missing from: {message}");
     }
     world.sandbox.clear_faults();
+    // A Coolify that does not answer in time is an outage: the record keeps `deploying`.
     let record = &world.stacks_of(&tenant_id).await[0];
-    assert_eq!(record.status, StackStatus::Error);
+    assert_eq!(record.status, StackStatus::Deploying);
     assert_eq!(record.error_message.as_deref(), Some(error.record_message().as_str()));
     assert_eq!(world.coolify_counts("slow", "bot").await, (1, 1));
 
