@@ -59,7 +59,31 @@ onRecordCreateRequest((e) => {
 
 onRecordUpdateRequest((e) => {
   if (e.hasSuperuserAuth()) {
-    return e.next();
+    // A conditional write: the engine sends `cfa_if_updated` (the `updated_at` it read) so
+    // that it never overwrites a change it has not seen, e.g. a tenant's request written while
+    // a deploy ran. Compared and saved in one transaction on the single write connection.
+    const body = e.requestInfo().body || {};
+    const expected = body["cfa_if_updated"];
+    if (!expected) {
+      return e.next();
+    }
+    const original = e.app;
+    try {
+      original.runInTransaction((txApp) => {
+        const fresh = txApp.findRecordById("agent_stacks", e.record.id);
+        const current = fresh.getDateTime("updated_at").string();
+        if (current !== new DateTime(String(expected)).string()) {
+          throw new ApiError(409, "The record changed since it was read.", {
+            updated_at: new ValidationError("cfa_stale", current),
+          });
+        }
+        e.app = txApp;
+        e.next();
+      });
+    } finally {
+      e.app = original;
+    }
+    return;
   }
   const audit = require(`${__hooks}/cfa/audit.js`);
   const before = audit.snapshotOf(e.record.original());

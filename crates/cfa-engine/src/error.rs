@@ -132,6 +132,12 @@ pub enum EngineError {
     /// A test's failpoint stopped the engine after `step`, as a crash would.
     #[error("failpoint: stopped after `{step}` for `{tenant}/{stack}`")]
     Injected { tenant: String, stack: String, step: Step },
+    /// The record changed while the operation ran (a tenant's new request): the operation
+    /// stops rather than overwrite it, and the next activation carries the new request out.
+    #[error(
+        "`{tenant}/{stack}` changed while `{step}` ran (its record now says `{status}`): this run stopped so as not to overwrite that\nhint: the controller carries the new request out; or run `cfa reconcile {tenant}/{stack}`"
+    )]
+    Superseded { tenant: String, stack: String, step: Step, status: StackStatus },
 }
 
 fn humanize(duration: Duration) -> String {
@@ -158,7 +164,8 @@ impl EngineError {
             | EngineError::Timeout { .. }
             | EngineError::FinalBackup { .. }
             | EngineError::CoolifyUnavailable { .. }
-            | EngineError::Injected { .. } => ErrorClass::Failure,
+            | EngineError::Injected { .. }
+            | EngineError::Superseded { .. } => ErrorClass::Failure,
         }
     }
 

@@ -55,6 +55,8 @@ pub enum PocketBaseErrorKind {
     InvalidInput,
     /// More records match what must name one (two tenants with one slug): nothing is chosen.
     Ambiguous,
+    /// 409 `cfa_stale`: a conditional write found the record changed since it was read.
+    Stale,
 }
 
 impl PocketBaseError {
@@ -100,6 +102,9 @@ impl PocketBaseError {
             401 => PocketBaseErrorKind::Unauthorized,
             403 => PocketBaseErrorKind::Forbidden,
             404 => PocketBaseErrorKind::NotFound,
+            409 if field_errors.values().any(|error| error.code == "cfa_stale") => {
+                PocketBaseErrorKind::Stale
+            }
             500..=599 => PocketBaseErrorKind::Server,
             _ if field_errors.values().any(|error| error.code == "stack_limit_reached") => {
                 PocketBaseErrorKind::StackLimitReached
@@ -156,6 +161,9 @@ impl PocketBaseError {
             }
             PocketBaseErrorKind::Ambiguous => {
                 "give each tenant its own slug in PocketBase, then `cfa pb install` adds the unique index"
+            }
+            PocketBaseErrorKind::Stale => {
+                "someone changed the record meanwhile; read it again and decide again"
             }
             PocketBaseErrorKind::InvalidInput => return None,
         })

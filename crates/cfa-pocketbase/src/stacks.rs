@@ -7,8 +7,8 @@ use crate::client::{ListOptions, MAX_PER_PAGE, PocketBaseClient, path_segment};
 use crate::error::{PocketBaseError, PocketBaseErrorKind};
 use crate::filter::{StackFilter, and, quote};
 use crate::types::{
-    AgentStack, NewStack, Page, StackPatch, secret_looking_key, stack_create_body,
-    stack_from_record, stack_patch_body,
+    AgentStack, NewStack, Page, StackPatch, format_pocketbase_date, secret_looking_key,
+    stack_create_body, stack_from_record, stack_patch_body,
 };
 
 impl PocketBaseClient {
@@ -107,6 +107,29 @@ impl PocketBaseClient {
         let record =
             self.call_record("stack_update", Method::PATCH, &path, &[], Some(&body)).await?;
         stack_from_record("stack_update", &record)
+    }
+
+    /// [`Self::stack_update`] only if the record is unchanged since it was read (`read_updated`,
+    /// its `updated_at` then), else `PocketBaseErrorKind::Stale` and nothing written: a writer
+    /// never overwrites a change it has not seen (pb_hooks/cfa_agent_stacks.pb.js decides in
+    /// one transaction). Superusers only.
+    pub async fn stack_update_if(
+        &self,
+        stack_id: &str,
+        read_updated: jiff::Timestamp,
+        patch: &StackPatch,
+    ) -> Result<AgentStack, PocketBaseError> {
+        if let Some(config) = &patch.config {
+            refuse_secrets("stack_update_if", config)?;
+        }
+        let mut body = stack_patch_body(patch);
+        if let Some(fields) = body.as_object_mut() {
+            fields.insert("cfa_if_updated".to_owned(), format_pocketbase_date(read_updated).into());
+        }
+        let path = format!("api/collections/agent_stacks/records/{}", path_segment(stack_id)?);
+        let record =
+            self.call_record("stack_update_if", Method::PATCH, &path, &[], Some(&body)).await?;
+        stack_from_record("stack_update_if", &record)
     }
 
     pub async fn stack_delete(&self, stack_id: &str) -> Result<(), PocketBaseError> {

@@ -325,9 +325,12 @@ async fn renew_lease(pocketbase: cfa_pocketbase::PocketBaseClient, holder: Strin
 }
 
 /// A failure that is the stack's own, which earns it a backoff. Coolify going down during the
-/// pass is not: the next pass asks Coolify first and waits for it as a whole.
+/// pass is not (the next pass asks Coolify first and waits for it as a whole), nor a record
+/// that changed under the activation (its new request is the next activation's).
 fn is_stack_failure(result: &Result<Reconciled, EngineError>) -> bool {
-    result.as_ref().is_err_and(|error| !error.is_platform_outage())
+    result.as_ref().is_err_and(|error| {
+        !error.is_platform_outage() && !matches!(error, EngineError::Superseded { .. })
+    })
 }
 
 fn unavailable(error: cfa_coolify::CoolifyError) -> EngineError {

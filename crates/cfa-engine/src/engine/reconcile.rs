@@ -178,12 +178,13 @@ impl Engine {
             return Ok(());
         }
         let patch = StackPatch { error_message: Some(reason.to_owned()), ..StackPatch::default() };
-        self.inner
-            .pocketbase
-            .stack_update(&record.id, &patch)
-            .await
-            .map_err(|error| subject.pocketbase(Step::RecordDeploying, error))?;
-        Ok(())
+        match self.inner.pocketbase.stack_update_if(&record.id, record.updated_at, &patch).await {
+            Ok(_) => Ok(()),
+            // Changed meanwhile (the secrets arrived, a new request): the next activation
+            // decides again, and says why it waits if it still does.
+            Err(error) if error.kind == PocketBaseErrorKind::Stale => Ok(()),
+            Err(error) => Err(subject.pocketbase(Step::RecordDeploying, error)),
+        }
     }
 }
 

@@ -37,12 +37,43 @@ impl Engine {
         patch: &StackPatch,
         action: &str,
     ) -> Result<AgentStack, EngineError> {
-        let updated = self
-            .inner
-            .pocketbase
-            .stack_update(&record.id, patch)
-            .await
-            .map_err(|error| subject.pocketbase(step, error))?;
+        let pocketbase = &self.inner.pocketbase;
+        // Written only over the record as read: a request written meanwhile (a tenant's
+        // `stopped`, a delete request) is never overwritten. A change that asks for nothing
+        // new (a note, the tenant's config, another run's progress) is read again and written
+        // over; a few times, as racing engines may keep writing.
+        let mut read_updated = record.updated_at;
+        let mut attempts = 0;
+        let updated = loop {
+            attempts += 1;
+            match pocketbase.stack_update_if(&record.id, read_updated, patch).await {
+                Ok(updated) => break updated,
+                Err(error) if error.kind == PocketBaseErrorKind::Stale && attempts < 5 => {
+                    let fresh = pocketbase
+                        .stack_view(&record.id, false)
+                        .await
+                        .map_err(|error| subject.pocketbase(step, error))?;
+                    // A new request is a delete request or a status that asks (`pending`,
+                    // `stopped`); `deploying`, `running` and `error` are another run's progress
+                    // on the same request, which this run converges with.
+                    let asks = matches!(fresh.status, StackStatus::Pending | StackStatus::Stopped);
+                    let new_request = fresh.delete_requested_at != record.delete_requested_at
+                        || (asks
+                            && fresh.status != record.status
+                            && Some(fresh.status) != patch.status);
+                    if new_request {
+                        return Err(EngineError::Superseded {
+                            tenant: subject.tenant.clone(),
+                            stack: subject.stack.clone(),
+                            step,
+                            status: fresh.status,
+                        });
+                    }
+                    read_updated = fresh.updated_at;
+                }
+                Err(error) => return Err(subject.pocketbase(step, error)),
+            }
+        };
         self.audit(
             subject,
             action,
@@ -64,7 +95,7 @@ impl Engine {
         record_id: &str,
         error: &EngineError,
     ) {
-        if matches!(error, EngineError::Injected { .. }) {
+        if matches!(error, EngineError::Injected { .. } | EngineError::Superseded { .. }) {
             return;
         }
         let message = error.record_message();
@@ -86,7 +117,8 @@ impl Engine {
         };
         let patch =
             StackPatch { status, error_message: Some(message.clone()), ..StackPatch::default() };
-        match self.inner.pocketbase.stack_update(record_id, &patch).await {
+        // Over the record as just read: a request written since wins over this note.
+        match self.inner.pocketbase.stack_update_if(record_id, current.updated_at, &patch).await {
             Ok(updated) => {
                 self.audit(
                     subject,

@@ -264,3 +264,79 @@ async fn a_tenants_delete_request_runs_after_the_grace_period_with_the_final_bac
     born.as_object_mut().unwrap().remove("delete_requested_at");
     tenant.call_raw(post, create, Some(&born)).await.unwrap();
 }
+
+/// An engine write never overwrites a request it has not read: a tenant's `stopped` written
+/// while an operation runs stops that operation at its next record write (the record keeps
+/// `stopped`), and the next activation carries the stop out.
+#[tokio::test]
+async fn a_request_written_during_an_operation_is_not_overwritten() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let world = World::start().await;
+    let (user_id, _) = world.pocketbase.user("owner@race.test").await.unwrap();
+    world
+        .pb
+        .tenant_create(&NewTenant {
+            name: "Race".to_owned(),
+            slug: "race".to_owned(),
+            user_id,
+            max_stacks: Some(1),
+            plan_tier: Some(PlanTier::Team),
+            resource_limits: None,
+        })
+        .await
+        .unwrap();
+    world.engine().provision(&bot_request("race", "bot")).await.unwrap();
+    let record = world.engine().stack("race", "bot").await.unwrap();
+
+    // The operator's idempotent rerun checks readiness, then records `running`; in between,
+    // the tenant asks for a stop (from its own process and connection).
+    let url = world.pocketbase.url().to_owned();
+    let record_id = record.id.clone();
+    let armed = AtomicBool::new(true);
+    let failpoint: cfa_engine::Failpoint = Arc::new(move |_: &str, _: &str, step| {
+        if step == cfa_engine::Step::WaitReady && armed.swap(false, Ordering::SeqCst) {
+            let (url, record_id) = (url.clone(), record_id.clone());
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                runtime.unwrap().block_on(async {
+                    let password =
+                        cfa_pocketbase::Password::new(cfa_pocketbase::testing::USER_PASSWORD);
+                    let tenant = cfa_pocketbase::PocketBaseClient::connect(
+                        &url,
+                        "users",
+                        "owner@race.test",
+                        password,
+                    )
+                    .await
+                    .unwrap();
+                    let stop =
+                        StackPatch { status: Some(StackStatus::Stopped), ..StackPatch::default() };
+                    tenant.stack_update(&record_id, &stop).await.unwrap();
+                });
+            })
+            .join()
+            .unwrap();
+        }
+        Ok(())
+    });
+    let error = world
+        .engine_with_failpoint(failpoint)
+        .provision(&bot_request("race", "bot"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, cfa_engine::EngineError::Superseded { status: StackStatus::Stopped, .. }),
+        "{error}"
+    );
+    let after = world.engine().stack("race", "bot").await.unwrap();
+    assert_eq!(after.status, StackStatus::Stopped, "the tenant's request stands");
+    assert_eq!(after.error_message, None, "and is not marked as a failure");
+
+    let carried_out = world.engine().reconcile("race", "bot").await.unwrap();
+    assert!(
+        matches!(carried_out, Reconciled::Acted { operation: "suspend", .. }),
+        "{carried_out:?}"
+    );
+}

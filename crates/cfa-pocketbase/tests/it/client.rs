@@ -189,3 +189,36 @@ async fn a_token_near_expiry_is_refreshed_without_logging_in_again() {
     // users a and b, and this client; a failed refresh would have added a login per call.
     assert_eq!(count("auth-with-password").await, 6);
 }
+
+/// A conditional write lands only over the record as it was read: a change written in between
+/// (here the tenant's suspend) makes it `Stale` and nothing of it is written; read again, it
+/// lands. Tenants cannot use it to bypass their rules.
+#[tokio::test]
+async fn a_conditional_write_never_overwrites_a_change_it_has_not_read() {
+    let world = crate::common::world(2).await;
+    let mut running = crate::common::pending(&world.tenant_a, "cas");
+    running.status = cfa_core::StackStatus::Running;
+    let read = world.superuser.stack_create(&running).await.unwrap();
+
+    let stop = StackPatch { status: Some(cfa_core::StackStatus::Stopped), ..StackPatch::default() };
+    world.a.stack_update(&read.id, &stop).await.unwrap();
+    let error_patch = StackPatch {
+        status: Some(cfa_core::StackStatus::Error),
+        error_message: Some("unhealthy".to_owned()),
+        ..StackPatch::default()
+    };
+    let stale =
+        world.superuser.stack_update_if(&read.id, read.updated_at, &error_patch).await.unwrap_err();
+    assert_eq!(stale.kind, PocketBaseErrorKind::Stale, "{stale}");
+    let now = world.superuser.stack_view(&read.id, false).await.unwrap();
+    assert_eq!((now.status, now.error_message.clone()), (cfa_core::StackStatus::Stopped, None));
+
+    let written =
+        world.superuser.stack_update_if(&read.id, now.updated_at, &error_patch).await.unwrap();
+    assert_eq!(written.status, cfa_core::StackStatus::Error);
+
+    // A tenant's conditional write is still held to the tenant's rules.
+    let engine_field =
+        StackPatch { domain: Some("evil.example".to_owned()), ..StackPatch::default() };
+    world.a.stack_update_if(&read.id, written.updated_at, &engine_field).await.unwrap_err();
+}
