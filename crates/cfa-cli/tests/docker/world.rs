@@ -309,16 +309,35 @@ impl World {
         }
         command.kill_on_drop(true);
         let started = Instant::now();
-        let output = tokio::time::timeout(Duration::from_secs(420), command.output())
-            .await
-            .unwrap_or_else(|_| panic!("cfa {args:?} ran for 7 minutes"))
-            .unwrap();
+        let output = match tokio::time::timeout(Duration::from_secs(420), command.output()).await {
+            Ok(output) => output.unwrap(),
+            Err(_) => panic!("cfa {args:?} ran for 7 minutes\n{}", self.hang_report()),
+        };
         Run {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
             elapsed: started.elapsed(),
         }
+    }
+
+    /// What a hung command leaves to read: its last Coolify calls and the containers.
+    fn hang_report(&self) -> String {
+        let calls = self.calls();
+        let last: Vec<String> = calls
+            .iter()
+            .rev()
+            .take(20)
+            .rev()
+            .map(|call| format!("  {} {}", call.method, call.route))
+            .collect();
+        let containers = docker(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"])
+            .unwrap_or_else(|error| error);
+        format!(
+            "its last Coolify calls ({} in all):\n{}\ncontainers:\n{containers}",
+            calls.len(),
+            last.join("\n")
+        )
     }
 
     pub(crate) async fn cfa_owned(&self, args: &[String]) -> Run {
