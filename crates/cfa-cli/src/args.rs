@@ -81,6 +81,8 @@ pub(crate) enum Command {
     Reconcile(crate::commands::controller::ReconcileArgs),
     /// Carry out what every stack's record asks for, every --interval-seconds (or --once).
     Controller(crate::commands::controller::ControllerArgs),
+    /// Where Coolify, the records and the templates disagree: orphans and drift.
+    Drift(crate::commands::drift::DriftArgs),
     /// Run the platform: the HTTP server (health, the tenant API) and the controller.
     Serve(crate::commands::serve::ServeArgs),
     /// Start a local PocketBase and Coolify sandbox and provision a demo stack end to end.

@@ -117,6 +117,10 @@ pub(crate) struct EngineSection {
     /// it, e.g. "1h" (default).
     #[serde(default, with = "optional_duration")]
     pub(crate) tenant_delete_grace: Option<Duration>,
+    /// How long a service with our marker that no record claims is left alone after it was
+    /// first seen, e.g. "1h" (default).
+    #[serde(default, with = "optional_duration")]
+    pub(crate) orphan_grace: Option<Duration>,
     /// Coolify's status interval (its status job or Sentinel push), e.g. "60s".
     #[serde(default, with = "optional_duration")]
     pub(crate) status_lag: Option<Duration>,

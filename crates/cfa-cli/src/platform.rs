@@ -80,6 +80,9 @@ pub(crate) fn engine_settings(
     if let Some(grace) = engine_section.tenant_delete_grace {
         engine_settings.tenant_delete_grace = grace;
     }
+    if let Some(grace) = engine_section.orphan_grace {
+        engine_settings.orphan_grace = grace;
+    }
     if let Some(lag) = engine_section.status_lag {
         engine_settings.status_lag = lag;
     }

@@ -51,6 +51,7 @@ mod claims;
 mod controller;
 mod delete;
 mod domains;
+mod drift;
 mod execute;
 mod observe;
 mod power;
@@ -66,6 +67,7 @@ pub use controller::{
     Backoffs, CONTROLLER_LEASE, ControllerPass, PassReport, StackActivation, Woken,
 };
 pub use delete::DeleteOptions;
+pub use drift::{DriftKind, DriftReport, Healing, OrphanService, StackDrift};
 use execute::{Operation, Progress};
 use observe::Begun;
 use provision::service_urls;

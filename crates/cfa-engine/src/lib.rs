@@ -18,9 +18,10 @@ mod settings;
 pub mod steps;
 
 pub use engine::{
-    Backoffs, CONTROLLER_LEASE, ControllerPass, DeleteOptions, DryRunAdmission, Engine,
-    OperationDryRun, OperationRequest, PassReport, ProvisionDryRun, ProvisionRequest, Reconciled,
-    SecretsTakeEffect, StackActivation, StackHealth, StackOutcome, TenantRequestError, Woken,
+    Backoffs, CONTROLLER_LEASE, ControllerPass, DeleteOptions, DriftKind, DriftReport,
+    DryRunAdmission, Engine, Healing, OperationDryRun, OperationRequest, OrphanService, PassReport,
+    ProvisionDryRun, ProvisionRequest, Reconciled, SecretsTakeEffect, StackActivation, StackDrift,
+    StackHealth, StackOutcome, TenantRequestError, Woken,
 };
 pub use error::{EngineError, ErrorClass, Refusal};
 pub use settings::{

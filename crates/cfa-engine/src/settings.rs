@@ -104,6 +104,9 @@ pub struct EngineSettings {
     /// How long after a tenant's delete request (`delete_requested_at`) the controller deletes
     /// the stack: the window in which the operator can still stop it.
     pub tenant_delete_grace: Duration,
+    /// How long a service with our marker that no record claims is left alone after it was
+    /// first seen, before the controller removes it (volumes kept).
+    pub orphan_grace: Duration,
     pub probe: ProbeSettings,
     /// The origins `url` parameters may point at (the platform's Router); empty refuses every
     /// URL a template takes.
@@ -143,6 +146,7 @@ impl EngineSettings {
             status_lag: Duration::from_secs(60),
             delete_grace: Duration::from_secs(10),
             tenant_delete_grace: Duration::from_secs(3600),
+            orphan_grace: Duration::from_secs(3600),
             probe: ProbeSettings::default(),
             url_origins: Vec::new(),
             platform_parameters: BTreeMap::new(),
@@ -165,6 +169,7 @@ impl fmt::Debug for EngineSettings {
             .field("status_lag", &self.status_lag)
             .field("delete_grace", &self.delete_grace)
             .field("tenant_delete_grace", &self.tenant_delete_grace)
+            .field("orphan_grace", &self.orphan_grace)
             .field("probe", &self.probe)
             .field("url_origins", &self.url_origins)
             .field("platform_parameters", &self.platform_parameters)

@@ -2,6 +2,7 @@
 
 pub(crate) mod controller;
 pub(crate) mod demo;
+pub(crate) mod drift;
 pub(crate) mod dry_run;
 pub(crate) mod ops;
 pub(crate) mod pb;
@@ -68,6 +69,9 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
                 controller::controller(&global, &platform, args).await
             })
         }
+        Command::Drift(args) => block_on_platform(&mut global, |global, platform| async move {
+            drift::drift(&global, &platform, args).await
+        }),
         Command::Serve(args) => block_on_platform(&mut global, |global, platform| async move {
             serve::serve(&global, &platform, args).await
         }),

@@ -30,6 +30,10 @@ pub struct PassReport {
     pub activations: Vec<StackActivation>,
     /// Stacks that asked but failed lately: `(tenant, stack, failures, retried in)`.
     pub backing_off: Vec<(String, String, u32, Duration)>,
+    /// Services with our marker that no record claims (a full pass only).
+    pub orphans: usize,
+    /// Orphans removed past their grace period, by service uuid.
+    pub orphans_removed: Vec<String>,
 }
 
 /// The controller's memory between passes: which stacks failed, how often, and when they may
@@ -111,6 +115,8 @@ impl PassReport {
             "deleted": count(|reconciled| matches!(reconciled, Reconciled::Deleted)),
             "failed": self.failures(),
             "backing_off": self.backing_off.len(),
+            "orphans": self.orphans,
+            "orphans_removed": self.orphans_removed,
             "errors": errors,
         })
     }
@@ -132,36 +138,27 @@ impl Engine {
             .stack_list_all(&StackFilter::default(), true)
             .await
             .map_err(|error| subject.pocketbase(Step::RecordPending, error))?;
-        // A `stopped` record asks for something only while its containers run: one list of
-        // every service per pass tells which do, instead of one observation per stopped stack.
-        let running_services: Option<HashSet<String>> =
-            match records.iter().any(|record| record.status == StackStatus::Stopped) {
-                true => Some(
-                    self.inner
-                        .coolify
-                        .list_services()
-                        .await
-                        .map_err(unavailable)?
-                        .into_iter()
-                        .filter(|service| is_running_status(&service.status))
-                        .map(|service| service.uuid)
-                        .collect(),
-                ),
-                false => None,
-            };
+        // One list of every service per pass: it says Coolify answers (an outage stops the pass
+        // before any stack is touched), which `stopped` records still have containers running
+        // (only those ask for something), and which services no record claims.
+        let services = self.inner.coolify.list_services().await.map_err(unavailable)?;
+        let running_services: HashSet<&str> = services
+            .iter()
+            .filter(|service| is_running_status(&service.status))
+            .map(|service| service.uuid.as_str())
+            .collect();
+        let (mut orphans, _) = super::drift::classify(&records, &services);
+        let orphans_removed = self.sweep_orphans(&mut orphans, true).await?;
         let asking: Vec<(String, String)> = records
             .iter()
             .filter(|record| {
                 record.delete_requested_at.is_some()
                     || match record.status {
                         StackStatus::Pending | StackStatus::Deploying => true,
-                        StackStatus::Stopped => {
-                            record.coolify_service_uuid.as_ref().is_some_and(|uuid| {
-                                running_services
-                                    .as_ref()
-                                    .is_some_and(|running| running.contains(uuid))
-                            })
-                        }
+                        StackStatus::Stopped => record
+                            .coolify_service_uuid
+                            .as_deref()
+                            .is_some_and(|uuid| running_services.contains(uuid)),
                         StackStatus::Running | StackStatus::Error => false,
                     }
             })
@@ -179,10 +176,6 @@ impl Engine {
                 None => due.push(key),
             }
         }
-        // Coolify answered the list already, or is asked now, before any stack is touched.
-        if !due.is_empty() && running_services.is_none() {
-            self.coolify_answers().await?;
-        }
         let activations: Vec<StackActivation> = futures::stream::iter(due)
             .map(|(tenant, stack)| async move {
                 let result = self.reconcile(&tenant, &stack).await;
@@ -196,7 +189,13 @@ impl Engine {
             let key = (activation.tenant.clone(), activation.stack.clone());
             backoffs.record(key, is_stack_failure(&activation.result), now);
         }
-        Ok(PassReport { stacks_seen: records.len(), activations, backing_off })
+        Ok(PassReport {
+            stacks_seen: records.len(),
+            activations,
+            backing_off,
+            orphans: orphans.len(),
+            orphans_removed,
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests of the engine against the real PocketBase and the Coolify sandbox.
 
 mod concurrency;
+mod drift;
 mod dry_runs;
 mod faults;
 mod harness;
