@@ -20,7 +20,7 @@ use crate::types::{
     ServiceUrl, Team, UpdateServiceRequest,
 };
 use crate::version::{Feature, parse_coolify_version};
-use crate::{CoolifyConfig, CoolifyError, CoolifyErrorKind, RateBudget};
+use crate::{CoolifyConfig, CoolifyError, CoolifyErrorKind, Lane, RateBudget};
 
 /// A Coolify API client. Clones share the connection pool, the rate budget and the version.
 #[derive(Debug, Clone)]
@@ -159,7 +159,11 @@ impl CoolifyClient {
         let config = &self.inner.config;
         let mut attempt: u32 = 0;
         loop {
-            self.inner.budget.acquire().await;
+            let lane = match call.method {
+                Method::GET => Lane::Read,
+                _ => Lane::Mutation,
+            };
+            self.inner.budget.acquire(lane).await;
             let outcome = self.send_once(&call, &url).await;
             let retry_delay = match outcome {
                 Ok(answer) => return Ok(answer),

@@ -24,7 +24,7 @@ mod token;
 pub mod types;
 mod version;
 
-pub use budget::RateBudget;
+pub use budget::{Lane, RateBudget};
 pub use client::CoolifyClient;
 pub use config::CoolifyConfig;
 pub use error::{CoolifyError, CoolifyErrorKind, ForbiddenReason};
