@@ -4,7 +4,8 @@
 //! admission and placement ([`admission`]), the stack lifecycle ([`lifecycle`]), names and
 //! domains ([`naming`]), resource arithmetic ([`resources`]), health judgement ([`health`]),
 //! readiness after a start across Coolify's status lag ([`readiness`]), who may own a new
-//! tenant ([`onboarding`]) and how long a failing stack is left alone ([`backoff`]).
+//! tenant ([`onboarding`]), what a tenant's plan, quota and ceiling may be ([`tenancy`]) and
+//! how long a failing stack is left alone ([`backoff`]).
 //!
 //! **Architecture invariant:** no tokio, no reqwest, no file system, no clock. Functions take
 //! what they need as arguments and return decisions or typed errors.
@@ -18,6 +19,7 @@ pub mod onboarding;
 pub mod plan;
 pub mod readiness;
 pub mod resources;
+pub mod tenancy;
 
 pub use admission::{
     AdmissionError, AdmissionRequest, Admitted, ImageFootprint, Room, ServerCapacity,

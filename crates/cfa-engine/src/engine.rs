@@ -60,6 +60,7 @@ mod read_only;
 mod reconcile;
 mod record;
 mod tenant_api;
+mod tenants;
 mod upgrade;
 mod wait;
 use claims::Created;
@@ -76,6 +77,7 @@ pub use read_only::{
 };
 pub use reconcile::Reconciled;
 pub use tenant_api::{SecretsTakeEffect, TenantRequestError};
+pub use tenants::{PlanChange, TenantCreated, TenantRequest, tenant_json};
 
 /// The Coolify environment every stack lives in (Coolify creates it with the project).
 const ENVIRONMENT: &str = "production";

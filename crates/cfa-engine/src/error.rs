@@ -21,6 +21,18 @@ pub enum ErrorClass {
     Failure,
 }
 
+/// Why a tenant was not created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantRefusal {
+    /// A tenant with the slug exists.
+    Exists,
+    /// The owner's e-mail is not an address.
+    BadEmail,
+    /// An account with the e-mail exists but never verified it: whoever registered it would
+    /// own the tenant. Adopting it explicitly is the way through.
+    UnverifiedOwner,
+}
+
 /// Why a provision was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
@@ -132,10 +144,17 @@ pub enum EngineError {
     /// A test's failpoint stopped the engine after `step`, as a crash would.
     #[error("failpoint: stopped after `{step}` for `{tenant}/{stack}`")]
     Injected { tenant: String, stack: String, step: Step },
+    /// A tenant's plan, quota or ceiling cannot be set (a wrong request, or a change that
+    /// would strand its stacks).
+    #[error("tenant `{tenant}`: {refusal}\nhint: {}", refusal.hint())]
+    Tenancy { tenant: String, refusal: cfa_core::tenancy::TenancyRefusal },
+    /// A tenant cannot be created as asked.
+    #[error("tenant `{tenant}`: {message}\nhint: {hint}")]
+    TenantRefused { tenant: String, reason: TenantRefusal, message: String, hint: String },
     /// The record changed while the operation ran (a tenant's new request): the operation
     /// stops rather than overwrite it, and the next activation carries the new request out.
     #[error(
-        "`{tenant}/{stack}` changed while `{step}` ran (its record now says `{status}`): this run stopped so as not to overwrite that\nhint: the controller carries the new request out; or run `cfa reconcile {tenant}/{stack}`"
+        "`{tenant}/{stack}` changed while `{step}` ran (its record now says `{status}`): this run stopped so as not to overwrite that\nhint: the controller carries the new request out (or reconcile the stack now)"
     )]
     Superseded { tenant: String, stack: String, step: Step, status: StackStatus },
 }
@@ -166,6 +185,12 @@ impl EngineError {
             | EngineError::CoolifyUnavailable { .. }
             | EngineError::Injected { .. }
             | EngineError::Superseded { .. } => ErrorClass::Failure,
+            EngineError::Tenancy { refusal, .. } if refusal.is_bad_request() => ErrorClass::Usage,
+            EngineError::Tenancy { .. } => ErrorClass::Refused,
+            EngineError::TenantRefused { reason: TenantRefusal::UnverifiedOwner, .. } => {
+                ErrorClass::Refused
+            }
+            EngineError::TenantRefused { .. } => ErrorClass::Usage,
         }
     }
 

@@ -23,7 +23,8 @@ pub use engine::{
     ProvisionDryRun, ProvisionRequest, Reconciled, SecretsTakeEffect, StackActivation, StackDrift,
     StackHealth, StackOutcome, TenantRequestError, Woken,
 };
-pub use error::{EngineError, ErrorClass, Refusal};
+pub use engine::{PlanChange, TenantCreated, TenantRequest, tenant_json};
+pub use error::{EngineError, ErrorClass, Refusal, TenantRefusal};
 pub use settings::{
     EngineSettings, Failpoint, FinalBackupSettings, Injected, ProbeSettings, ServerSettings,
 };

@@ -3,24 +3,17 @@
 //! Sovereign tenants may get a custom per-stack ceiling (`--cpus` with `--memory-mb`).
 
 use anyhow::Context;
-use cfa_core::TenantSlug;
-use cfa_core::onboarding::{ExistingAccount, OwnerDecision, owner_decision};
 use cfa_core::plan::{PlanTable, PlanTier};
 use cfa_core::resources::Resources;
-use cfa_pocketbase::{
-    AuditOutcome, ListOptions, NewAuditEntry, NewTenant, Password, StackFilter, Tenant, TenantPatch,
-};
+use cfa_pocketbase::{ListOptions, StackFilter, Tenant};
 use clap::{Args, Subcommand};
-use rand::distr::{Alphanumeric, SampleString};
 use serde_json::{Value, json};
 
 use crate::args::{GlobalArgs, OutputFormat};
 use crate::commands::stacks::tenant_by_slug;
 use crate::platform::{Platform, engine_error};
 use crate::{exit, output};
-
-/// `max_stacks` for a plan without a count limit (PocketBase's number field needs a value).
-const UNLIMITED_STACKS: u32 = 1000;
+use cfa_engine::{PlanChange, TenantRequest, tenant_json};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum TenantCommand {
@@ -79,18 +72,9 @@ impl CustomLimitsArgs {
         let (Some(cpus), Some(memory_mb)) = (self.cpus, self.memory_mb) else {
             return Ok(None);
         };
-        if plan != PlanTier::Sovereign {
-            return Err(exit::usage(anyhow::format_err!(
-                "--cpus and --memory-mb set a sovereign tenant's ceiling; plan {plan} has a fixed one\nhint: `cfa plans` shows each plan's ceiling"
-            )));
-        }
-        let cpus_ok = cpus > 0.0 && cpus <= 1024.0;
-        if !cpus_ok || !(64..=4_194_304).contains(&memory_mb) {
-            return Err(exit::usage(anyhow::format_err!(
-                "--cpus {cpus} --memory-mb {memory_mb} is outside 0-1024 CPUs and 64-4194304 MB"
-            )));
-        }
-        Ok(Some(Resources::new((cpus * 1000.0).round() as u32, memory_mb, 0)))
+        cfa_core::tenancy::custom_ceiling(plan, cpus, memory_mb).map(Some).map_err(|refusal| {
+            exit::usage(anyhow::format_err!("--cpus {cpus} --memory-mb {memory_mb}: {refusal}\nhint: {}; `cfa plans` shows each plan's", refusal.hint()))
+        })
     }
 }
 
@@ -111,34 +95,6 @@ pub(crate) struct SetPlanArgs {
 
 fn parse_plan(input: &str) -> Result<PlanTier, String> {
     PlanTier::parse(input).map_err(|error| error.to_string())
-}
-
-fn plan_quota(plans: &PlanTable, plan: PlanTier, requested: Option<u32>) -> anyhow::Result<u32> {
-    let rules = plans.plan(plan);
-    let default = rules.max_stacks.unwrap_or(UNLIMITED_STACKS);
-    let quota = requested.unwrap_or(default);
-    let ceiling = rules.max_stacks_limit.or(rules.max_stacks).unwrap_or(UNLIMITED_STACKS);
-    if quota == 0 || quota > ceiling {
-        return Err(exit::usage(anyhow::format_err!(
-            "--max-stacks {quota} is outside plan {plan}'s range 1..={ceiling}\nhint: choose a larger plan for more stacks"
-        )));
-    }
-    Ok(quota)
-}
-
-fn tenant_json(tenant: &Tenant) -> Value {
-    json!({
-        "id": tenant.id,
-        "slug": tenant.slug,
-        "name": tenant.name,
-        "plan_tier": tenant.plan_tier.as_str(),
-        "max_stacks": tenant.max_stacks,
-        "resource_limits": tenant.resource_limits.map(|limits| json!({
-            "cpus": limits.cpus(),
-            "memory_mb": limits.memory_mb,
-        })),
-        "user_id": tenant.user_id,
-    })
 }
 
 /// The per-stack ceiling a tenant gets, for people: `6 CPU, 12 GB per stack (custom)`.
@@ -162,89 +118,32 @@ pub(crate) async fn run(
     }
 }
 
-async fn audit(platform: &Platform, action: &str, slug: &str, before: Value, after: Value) {
-    let entry = NewAuditEntry {
-        actor: platform.config.actor(),
-        action: action.to_owned(),
-        tenant: Some(slug.to_owned()),
-        stack: None,
-        before,
-        after,
-        outcome: AuditOutcome::Ok,
-        error: None,
-    };
-    if let Err(error) = platform.pocketbase.audit_append(&entry).await {
-        tracing::warn!(tenant = slug, action, error = %error, "cannot append to the audit log");
-    }
-}
-
 async fn create(global: &GlobalArgs, platform: &Platform, args: CreateArgs) -> anyhow::Result<()> {
-    let slug = TenantSlug::parse(&args.slug).map_err(exit::usage)?;
     let plans = &platform.engine.settings().plans;
-    let max_stacks = plan_quota(plans, args.plan, args.max_stacks)?;
-    let resource_limits = args.limits.resolve(args.plan)?;
-    if !args.owner_email.contains('@') || args.owner_email.len() > 254 {
-        return Err(exit::usage(anyhow::format_err!(
-            "`{}` is not an e-mail address",
-            args.owner_email.escape_debug()
-        )));
-    }
-    if platform.pocketbase.tenant_by_slug(slug.as_str()).await.is_ok() {
-        return Err(exit::usage(anyhow::format_err!(
-            "tenant `{slug}` already exists\nhint: `cfa tenant show {slug}`; `cfa tenant set-plan` changes its plan"
-        )));
-    }
-    platform.engine.check_new_tenant_slug(slug.as_str()).await.map_err(engine_error)?;
-    // The owner sets their own password through PocketBase's reset; this one is never shown.
-    let initial_password = Password::new(Alphanumeric.sample_string(&mut rand::rng(), 32));
-    let email = &args.owner_email;
-    let account = platform
-        .pocketbase
-        .user_by_email(email)
-        .await
-        .with_context(|| format!("cannot look up the PocketBase user `{email}`"))?;
-    let existing = match &account {
-        None => ExistingAccount::None,
-        Some(account) if account.verified => ExistingAccount::Verified,
-        Some(_) => ExistingAccount::Unverified,
+    let request = TenantRequest {
+        slug: args.slug,
+        name: args.name,
+        owner_email: args.owner_email.clone(),
+        adopt_existing: args.adopt_existing,
+        plan: args.plan,
+        max_stacks: args.max_stacks,
+        ceiling: args.limits.resolve(args.plan)?,
     };
-    let (user_id, user_created) = match (owner_decision(existing, args.adopt_existing), account) {
-        (OwnerDecision::Adopt, Some(account)) => (account.id, false),
-        (OwnerDecision::Claim, Some(account)) => {
-            platform
-                .pocketbase
-                .user_claim(&account.id, &initial_password)
-                .await
-                .with_context(|| format!("cannot claim the PocketBase user `{email}`"))?;
-            (account.id, false)
-        }
-        (OwnerDecision::Refuse, _) => {
+    let created = match platform.engine.create_tenant(&request).await {
+        Ok(created) => created,
+        Err(cfa_engine::EngineError::TenantRefused {
+            reason: cfa_engine::TenantRefusal::UnverifiedOwner,
+            message,
+            tenant,
+            ..
+        }) => {
             return Err(exit::refused(anyhow::format_err!(
-                "the PocketBase user `{email}` exists but never verified its e-mail: whoever registered it would own tenant `{slug}`\nhint: have the owner verify the e-mail first, or pass --adopt-existing to replace its password (the owner then signs in through a password reset)"
+                "tenant `{tenant}`: {message}\nhint: have the owner verify the e-mail first, or pass --adopt-existing to replace its password (the owner then signs in through a password reset)"
             )));
         }
-        _ => {
-            let id = platform
-                .pocketbase
-                .user_create_verified(email, &initial_password)
-                .await
-                .with_context(|| format!("cannot create the PocketBase user `{email}`"))?;
-            (id, true)
-        }
+        Err(error) => return Err(engine_error(error)),
     };
-    let tenant = platform
-        .pocketbase
-        .tenant_create(&NewTenant {
-            name: args.name.unwrap_or_else(|| slug.as_str().to_owned()),
-            slug: slug.as_str().to_owned(),
-            user_id,
-            max_stacks: Some(max_stacks),
-            plan_tier: Some(args.plan),
-            resource_limits,
-        })
-        .await
-        .with_context(|| format!("cannot create tenant `{slug}` in PocketBase"))?;
-    audit(platform, "tenant.create", slug.as_str(), Value::Null, tenant_json(&tenant)).await;
+    let (tenant, user_created) = (created.tenant, created.owner_created);
     match global.output {
         OutputFormat::Json => {
             let mut value = tenant_json(&tenant);
@@ -385,89 +284,13 @@ async fn set_plan(
     args: SetPlanArgs,
 ) -> anyhow::Result<()> {
     let plans = &platform.engine.settings().plans;
-    let tenant = tenant_by_slug(platform, &args.slug).await?;
-    let max_stacks = plan_quota(plans, args.plan, args.max_stacks)?;
-    let resource_limits = match args.limits.resolve(args.plan)? {
-        Some(limits) => Some(limits),
-        None if args.plan == PlanTier::Sovereign => tenant.resource_limits,
-        None => None,
+    let change = PlanChange {
+        plan: args.plan,
+        max_stacks: args.max_stacks,
+        ceiling: args.limits.resolve(args.plan)?,
     };
-    let stacks = platform
-        .pocketbase
-        .stack_list_all(&StackFilter::tenant(&tenant.id), false)
-        .await
-        .context("cannot list the tenant's stacks")?;
-    // A downgrade must not strand what runs: more stacks than the quota, or a template the new
-    // plan does not offer, is refused with the stacks to remove first.
-    if stacks.len() as u32 > max_stacks {
-        return Err(exit::refused(anyhow::format_err!(
-            "tenant `{}` has {} stacks, more than plan {}'s quota of {max_stacks}\nhint: delete stacks first (`cfa list --tenant {}`)",
-            tenant.slug,
-            stacks.len(),
-            args.plan,
-            tenant.slug
-        )));
-    }
-    let plan = plans.plan(args.plan);
-    let stranded: Vec<String> = stacks
-        .iter()
-        .filter(|stack| !plan.allows_template(&stack.template))
-        .map(|stack| format!("{} ({})", stack.stack_name, stack.template))
-        .collect();
-    if !stranded.is_empty() {
-        return Err(exit::refused(anyhow::format_err!(
-            "plan {} does not offer the template of {} of tenant `{}`\nhint: delete or move those stacks first",
-            args.plan,
-            stranded.join(", "),
-            tenant.slug
-        )));
-    }
-    // Nor a ceiling below what a stack needs: its next upgrade would be refused.
-    let ceiling = plan.ceiling_for(resource_limits);
-    let catalogue = platform.engine.catalogue();
-    let too_small: Vec<String> = stacks
-        .iter()
-        .filter_map(|stack| {
-            let template = catalogue.get(&stack.template).ok()?;
-            let config = stack
-                .config
-                .as_object()
-                .map(|config| {
-                    config
-                        .iter()
-                        .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_owned())))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let minimum = cfa_templates::recorded_requirements(template, &config).minimum;
-            (!minimum.compute_fits_within(&ceiling)).then(|| {
-                format!("{} ({}) needs at least {minimum}", stack.stack_name, stack.template)
-            })
-        })
-        .collect();
-    if !too_small.is_empty() {
-        return Err(exit::refused(anyhow::format_err!(
-            "plan {} allows {ceiling} per stack, less than {} of tenant `{}`\nhint: give a larger ceiling (--cpus, --memory-mb) or delete those stacks first",
-            args.plan,
-            too_small.join(", "),
-            tenant.slug
-        )));
-    }
-    let updated = platform
-        .pocketbase
-        .tenant_update(
-            &tenant.id,
-            &TenantPatch {
-                plan_tier: Some(args.plan),
-                max_stacks: Some(max_stacks),
-                resource_limits: Some(resource_limits),
-                ..TenantPatch::default()
-            },
-        )
-        .await
-        .with_context(|| format!("cannot update tenant `{}` in PocketBase", tenant.slug))?;
-    audit(platform, "tenant.set_plan", &tenant.slug, tenant_json(&tenant), tenant_json(&updated))
-        .await;
+    let (tenant, updated) =
+        platform.engine.set_tenant_plan(&args.slug, change).await.map_err(engine_error)?;
     match global.output {
         OutputFormat::Json => output::print_json(&tenant_json(&updated)),
         OutputFormat::Text => output::print_text(&format!(

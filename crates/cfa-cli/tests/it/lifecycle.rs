@@ -413,7 +413,7 @@ async fn an_operator_sets_a_sovereign_tenants_ceiling() {
         .await;
     assert_eq!(below.code, 3, "{}", below.stderr);
     assert!(
-        below.stderr.contains("bot (telegram-bot) needs at least 0.1 CPU, 64 MB"),
+        below.stderr.contains("bot (telegram-bot) needing at least 0.1 CPU, 64 MB"),
         "{}",
         below.stderr
     );
