@@ -47,6 +47,7 @@ use crate::settings::EngineSettings;
 use crate::steps::Step;
 
 mod admission;
+mod capacity;
 mod claims;
 mod controller;
 mod delete;
@@ -62,7 +63,9 @@ mod record;
 mod tenant_api;
 mod tenants;
 mod upgrade;
+mod views;
 mod wait;
+pub use capacity::{ServerView, resources_json};
 use claims::Created;
 pub use controller::{
     Backoffs, CONTROLLER_LEASE, ControllerPass, PassReport, StackActivation, Woken,
@@ -78,6 +81,7 @@ pub use read_only::{
 pub use reconcile::Reconciled;
 pub use tenant_api::{SecretsTakeEffect, TenantRequestError};
 pub use tenants::{PlanChange, TenantCreated, TenantRequest, tenant_json};
+pub use views::stack_json;
 
 /// The Coolify environment every stack lives in (Coolify creates it with the project).
 const ENVIRONMENT: &str = "production";

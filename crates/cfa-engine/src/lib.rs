@@ -23,7 +23,9 @@ pub use engine::{
     ProvisionDryRun, ProvisionRequest, Reconciled, SecretsTakeEffect, StackActivation, StackDrift,
     StackHealth, StackOutcome, TenantRequestError, Woken,
 };
-pub use engine::{PlanChange, TenantCreated, TenantRequest, tenant_json};
+pub use engine::{
+    PlanChange, ServerView, TenantCreated, TenantRequest, resources_json, stack_json, tenant_json,
+};
 pub use error::{EngineError, ErrorClass, Refusal, TenantRefusal};
 pub use settings::{
     EngineSettings, Failpoint, FinalBackupSettings, Injected, ProbeSettings, ServerSettings,

@@ -2,7 +2,7 @@
 //! what), and `cfa doctor` (is every piece reachable, authorised and as we expect).
 
 use anyhow::Context;
-use cfa_core::{Resources, room_on};
+use cfa_engine::ServerView;
 use cfa_pocketbase::AuditQuery;
 use clap::Args;
 use serde_json::{Value, json};
@@ -12,56 +12,12 @@ use crate::config::Config;
 use crate::platform::{self, Platform, engine_error};
 use crate::{output, settings};
 
-fn resources_json(resources: Resources) -> Value {
-    json!({ "cpus": resources.cpus(), "memory_mb": resources.memory_mb, "disk_mb": resources.disk_mb })
-}
-
 pub(crate) async fn capacity(global: &GlobalArgs, platform: &Platform) -> anyhow::Result<()> {
-    let servers = platform.engine.capacity().await.map_err(engine_error)?;
-    // How many more of each template every server takes, at its smallest plan's limits.
-    let plans = &platform.engine.settings().plans;
-    let requirements: Vec<_> = platform
-        .engine
-        .catalogue()
-        .templates()
-        .map(|template| cfa_templates::recorded_requirements(template, &Default::default()))
-        .collect();
-    let room = |server: &cfa_core::ServerCapacity| -> Vec<(String, cfa_core::Room)> {
-        requirements
-            .iter()
-            .filter_map(|needs| Some((needs.template.clone(), room_on(plans, needs, server)?)))
-            .collect()
-    };
+    let servers = platform.engine.capacity_view().await.map_err(engine_error)?;
     match global.output {
-        OutputFormat::Json => output::print_json(&Value::Array(
-            servers
-                .iter()
-                .map(|server| {
-                    json!({
-                        "server_uuid": server.id,
-                        "name": server.name,
-                        "configured": platform.engine.settings().servers.contains_key(&server.id),
-                        "total": resources_json(server.total),
-                        "system_reserve": resources_json(server.system_reserve),
-                        "overcommit": {
-                            "cpu": server.cpu_overcommit,
-                            "memory": server.memory_overcommit,
-                            "disk": server.disk_overcommit,
-                        },
-                        "allocatable": resources_json(server.allocatable()),
-                        "reserved": resources_json(server.reserved),
-                        "images": server.images,
-                        "free": resources_json(server.free()),
-                        "room": room(server).iter().map(|(template, room)| json!({
-                            "template": template,
-                            "plan": room.plan.as_str(),
-                            "limits": resources_json(room.limits),
-                            "stacks": room.stacks,
-                        })).collect::<Vec<_>>(),
-                    })
-                })
-                .collect(),
-        )),
+        OutputFormat::Json => {
+            output::print_json(&Value::Array(servers.iter().map(ServerView::to_json).collect()))
+        }
         OutputFormat::Text => {
             if servers.is_empty() {
                 return output::print_text(
@@ -75,19 +31,19 @@ pub(crate) async fn capacity(global: &GlobalArgs, platform: &Platform) -> anyhow
                 "FREE".to_owned(),
                 "ROOM FOR".to_owned(),
             ]];
-            for server in &servers {
-                let configured = platform.engine.settings().servers.contains_key(&server.id);
+            for view in &servers {
+                let server = &view.capacity;
                 rows.push(vec![
                     format!(
                         "{} ({}){}",
                         server.name,
                         server.id,
-                        if configured { "" } else { " [seed host assumed]" }
+                        if view.configured { "" } else { " [seed host assumed]" }
                     ),
                     server.allocatable().to_string(),
                     server.reserved.to_string(),
                     server.free().to_string(),
-                    room(server)
+                    view.room
                         .iter()
                         .map(|(template, room)| {
                             format!("{} {template} ({})", room.stacks, room.plan)

@@ -241,28 +241,9 @@ pub(crate) async fn delete(
     }
 }
 
-fn outcome_json(outcome: &StackOutcome) -> Value {
-    json!({
-        "tenant": outcome.tenant,
-        "stack": outcome.stack,
-        "record_id": outcome.record_id,
-        "status": outcome.status.as_str(),
-        "coolify_project_uuid": outcome.project_uuid,
-        "coolify_service_uuid": outcome.service_uuid,
-        "domain": outcome.domain,
-        "server_uuid": outcome.server_uuid,
-        "limits": outcome.limits.map(|limits| json!({
-            "cpus": limits.cpus(),
-            "memory_mb": limits.memory_mb,
-            "disk_mb": limits.disk_mb,
-        })),
-        "changed": outcome.changed,
-    })
-}
-
 fn print_outcome(global: &GlobalArgs, outcome: &StackOutcome, verb: &str) -> anyhow::Result<()> {
     match global.output {
-        OutputFormat::Json => output::print_json(&outcome_json(outcome)),
+        OutputFormat::Json => output::print_json(&outcome.to_json()),
         OutputFormat::Text => {
             let mut text =
                 format!("{}/{} {verb}: {}\n", outcome.tenant, outcome.stack, outcome.status);
@@ -326,21 +307,6 @@ pub(crate) async fn tenant_by_slug(platform: &Platform, slug: &str) -> anyhow::R
     }
 }
 
-fn stack_json(slug: &str, stack: &AgentStack) -> Value {
-    json!({
-        "tenant": slug,
-        "stack": stack.stack_name,
-        "template": stack.template,
-        "status": stack.status.as_str(),
-        "domain": stack.domain,
-        "coolify_project_uuid": stack.coolify_project_uuid,
-        "coolify_service_uuid": stack.coolify_service_uuid,
-        "resource_limits": stack.resource_limits,
-        "error_message": stack.error_message,
-        "updated_at": stack.updated_at.to_string(),
-    })
-}
-
 pub(crate) async fn list(
     global: &GlobalArgs,
     platform: &Platform,
@@ -349,7 +315,7 @@ pub(crate) async fn list(
     let rows = stacks_with_tenants(platform, args.tenant.as_deref()).await?;
     match global.output {
         OutputFormat::Json => output::print_json(&Value::Array(
-            rows.iter().map(|(slug, stack)| stack_json(slug, stack)).collect(),
+            rows.iter().map(|(slug, stack)| cfa_engine::stack_json(slug, stack)).collect(),
         )),
         OutputFormat::Text => {
             let mut table = vec![vec![
@@ -415,7 +381,7 @@ pub(crate) async fn status(
             report
                 .iter()
                 .map(|(slug, record, coolify_status, judgement)| {
-                    let mut value = stack_json(slug, record);
+                    let mut value = cfa_engine::stack_json(slug, record);
                     value["coolify_status"] = json!(coolify_status);
                     value["health"] = json!(judgement.verdict.to_string());
                     value["health_reason"] = json!(judgement.reason);
