@@ -131,17 +131,10 @@ impl Engine {
         backoffs: &mut Backoffs,
     ) -> Result<PassReport, EngineError> {
         use futures::StreamExt;
-        let subject = Subject { tenant: "*".to_owned(), stack: "*".to_owned() };
-        let records = self
-            .inner
-            .pocketbase
-            .stack_list_all(&StackFilter::default(), true)
-            .await
-            .map_err(|error| subject.pocketbase(Step::RecordPending, error))?;
         // One list of every service per pass: it says Coolify answers (an outage stops the pass
         // before any stack is touched), which `stopped` records still have containers running
         // (only those ask for something), and which services no record claims.
-        let services = self.inner.coolify.list_services().await.map_err(unavailable)?;
+        let (records, services) = self.records_and_services().await?;
         let running_services: HashSet<&str> = services
             .iter()
             .filter(|service| is_running_status(&service.status))

@@ -195,18 +195,7 @@ impl Engine {
     /// render per deployed record (no Coolify call). With `remove_orphans`, orphans past
     /// `orphan_grace` since first seen are deleted (volumes kept) and new ones recorded as seen.
     pub async fn drift(&self, remove_orphans: bool) -> Result<DriftReport, EngineError> {
-        let subject = Subject { tenant: "*".to_owned(), stack: "*".to_owned() };
-        let records = self
-            .inner
-            .pocketbase
-            .stack_list_all(&StackFilter::default(), true)
-            .await
-            .map_err(|error| subject.pocketbase(Step::RecordPending, error))?;
-        let services = self.inner.coolify.list_services().await.map_err(|error| {
-            EngineError::CoolifyUnavailable {
-                detail: error.to_string().lines().next().unwrap_or_default().to_owned(),
-            }
-        })?;
+        let (records, services) = self.records_and_services().await?;
         let (mut orphans, mut drift) = classify(&records, &services);
         for record in &records {
             drift.extend(self.render_drift(record));
@@ -219,6 +208,26 @@ impl Engine {
             drift,
             removed,
         })
+    }
+
+    /// Every record (with its tenant) and every Coolify service: what a pass and the drift
+    /// report start from. Coolify not answering is [`EngineError::CoolifyUnavailable`].
+    pub(super) async fn records_and_services(
+        &self,
+    ) -> Result<(Vec<AgentStack>, Vec<ServiceSummary>), EngineError> {
+        let subject = Subject { tenant: "*".to_owned(), stack: "*".to_owned() };
+        let records = self
+            .inner
+            .pocketbase
+            .stack_list_all(&StackFilter::default(), true)
+            .await
+            .map_err(|error| subject.pocketbase(Step::RecordPending, error))?;
+        let services = self.inner.coolify.list_services().await.map_err(|error| {
+            EngineError::CoolifyUnavailable {
+                detail: error.to_string().lines().next().unwrap_or_default().to_owned(),
+            }
+        })?;
+        Ok((records, services))
     }
 
     /// Dates each orphan's first sighting from the audit log; with `remove`, records new ones as
