@@ -68,7 +68,8 @@ mod wait;
 pub use capacity::{ServerView, resources_json};
 use claims::Created;
 pub use controller::{
-    Backoffs, CONTROLLER_LEASE, ControllerPass, PassReport, StackActivation, Woken,
+    Backoffs, CONTROLLER_LEASE, ControllerPass, GIVE_UP_AFTER, PassReport, StackActivation,
+    Waiting, Woken,
 };
 pub use delete::DeleteOptions;
 pub use drift::{DriftKind, DriftReport, Healing, OrphanService, StackDrift};

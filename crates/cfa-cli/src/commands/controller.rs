@@ -174,6 +174,9 @@ fn print_report(global: &GlobalArgs, report: &PassReport) -> anyhow::Result<()> 
             "stacks_seen": report.stacks_seen,
             "failures": report.failures(),
             "activations": report.activations.iter().map(activation_json).collect::<Vec<_>>(),
+            "given_up": report.given_up.iter().map(|(tenant, stack, failures)| json!({
+                "tenant": tenant, "stack": stack, "failures": failures,
+            })).collect::<Vec<_>>(),
             "backing_off": report.backing_off.iter().map(|(tenant, stack, failures, wait)| json!({
                 "tenant": tenant, "stack": stack, "failures": failures, "retry_in_seconds": wait.as_secs(),
             })).collect::<Vec<_>>(),
@@ -201,6 +204,11 @@ fn print_report(global: &GlobalArgs, report: &PassReport) -> anyhow::Result<()> 
                 text.push_str(&format!(
                     "  {tenant}/{stack}: left alone for {}s more after {failures} failed attempts\n",
                     wait.as_secs()
+                ));
+            }
+            for (tenant, stack, failures) in &report.given_up {
+                text.push_str(&format!(
+                    "  {tenant}/{stack}: given up after {failures} failed attempts; a change to its record (`pending` again) retries it\n"
                 ));
             }
             output::print_text(&text)

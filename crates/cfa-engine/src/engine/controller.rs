@@ -30,6 +30,8 @@ pub struct PassReport {
     pub activations: Vec<StackActivation>,
     /// Stacks that asked but failed lately: `(tenant, stack, failures, retried in)`.
     pub backing_off: Vec<(String, String, u32, Duration)>,
+    /// Stacks the controller gave up on until their record changes: `(tenant, stack, failures)`.
+    pub given_up: Vec<(String, String, u32)>,
     /// Services with our marker that no record claims (a full pass only).
     pub orphans: usize,
     /// Orphans removed past their grace period, by service uuid.
@@ -37,11 +39,33 @@ pub struct PassReport {
 }
 
 /// The controller's memory between passes: which stacks failed, how often, and when they may
-/// be tried again.
+/// be tried again. After [`GIVE_UP_AFTER`] failures in a row a stack is left alone until its
+/// record changes (a tenant writes `pending` again, the operator fixes it): a request that
+/// cannot be carried out costs a few attempts, not one an hour forever.
 #[derive(Debug)]
 pub struct Backoffs {
     policy: Backoff,
-    failing: HashMap<(String, String), (u32, Instant)>,
+    failing: HashMap<(String, String), Failing>,
+}
+
+/// Consecutive failures after which the controller stops retrying a stack by itself.
+pub const GIVE_UP_AFTER: u32 = 10;
+
+#[derive(Debug)]
+struct Failing {
+    failures: u32,
+    retry_at: Instant,
+    /// The record's `updated_at` when the controller gave up: a change to it is a new request.
+    given_up_on: Option<jiff::Timestamp>,
+}
+
+/// Why a stack that asks is not tried in this pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    /// It failed lately; it is tried again in `wait`.
+    Backoff { failures: u32, wait: Duration },
+    /// It failed [`GIVE_UP_AFTER`] times in a row; a change to its record retries it.
+    GivenUp { failures: u32 },
 }
 
 impl Backoffs {
@@ -49,19 +73,38 @@ impl Backoffs {
         Backoffs { policy, failing: HashMap::new() }
     }
 
-    /// `None` when the stack may be tried now, else its failures and how long until it may.
-    fn waiting(&self, key: &(String, String), now: Instant) -> Option<(u32, Duration)> {
-        let (failures, retry_at) = self.failing.get(key)?;
-        (*retry_at > now).then(|| (*failures, *retry_at - now))
+    /// `None` when the stack may be tried now (its record as of `updated`), else why not.
+    pub fn waiting(
+        &mut self,
+        key: &(String, String),
+        now: Instant,
+        updated: jiff::Timestamp,
+    ) -> Option<Waiting> {
+        let entry = self.failing.get_mut(key)?;
+        if entry.failures >= GIVE_UP_AFTER {
+            match entry.given_up_on {
+                Some(seen) if seen != updated => {
+                    self.failing.remove(key);
+                    return None;
+                }
+                _ => {
+                    entry.given_up_on = Some(updated);
+                    return Some(Waiting::GivenUp { failures: entry.failures });
+                }
+            }
+        }
+        (entry.retry_at > now)
+            .then(|| Waiting::Backoff { failures: entry.failures, wait: entry.retry_at - now })
     }
 
-    fn record(&mut self, key: (String, String), failed: bool, now: Instant) {
+    pub fn record(&mut self, key: (String, String), failed: bool, now: Instant) {
         if !failed {
             self.failing.remove(&key);
             return;
         }
-        let failures = self.failing.get(&key).map_or(0, |(failures, _)| *failures) + 1;
-        self.failing.insert(key, (failures, now + self.policy.delay(failures)));
+        let failures = self.failing.get(&key).map_or(0, |entry| entry.failures) + 1;
+        let retry_at = now + self.policy.delay(failures);
+        self.failing.insert(key, Failing { failures, retry_at, given_up_on: None });
     }
 }
 
@@ -115,6 +158,7 @@ impl PassReport {
             "deleted": count(|reconciled| matches!(reconciled, Reconciled::Deleted)),
             "failed": self.failures(),
             "backing_off": self.backing_off.len(),
+            "given_up": self.given_up.len(),
             "orphans": self.orphans,
             "orphans_removed": self.orphans_removed,
             "errors": errors,
@@ -142,7 +186,7 @@ impl Engine {
             .collect();
         let (mut orphans, _) = super::drift::classify(&records, &services);
         let orphans_removed = self.sweep_orphans(&mut orphans, true).await?;
-        let asking: Vec<(String, String)> = records
+        let asking: Vec<((String, String), jiff::Timestamp)> = records
             .iter()
             .filter(|record| {
                 record.delete_requested_at.is_some()
@@ -157,15 +201,17 @@ impl Engine {
             })
             .filter_map(|record| {
                 let tenant = record.tenant.as_ref()?;
-                Some((tenant.slug.clone(), record.stack_name.clone()))
+                Some(((tenant.slug.clone(), record.stack_name.clone()), record.updated_at))
             })
             .collect();
         let now = Instant::now();
-        let mut backing_off = Vec::new();
-        let mut due = Vec::new();
-        for key in asking {
-            match backoffs.waiting(&key, now) {
-                Some((failures, wait)) => backing_off.push((key.0, key.1, failures, wait)),
+        let (mut backing_off, mut given_up, mut due) = (Vec::new(), Vec::new(), Vec::new());
+        for (key, updated) in asking {
+            match backoffs.waiting(&key, now, updated) {
+                Some(Waiting::Backoff { failures, wait }) => {
+                    backing_off.push((key.0, key.1, failures, wait));
+                }
+                Some(Waiting::GivenUp { failures }) => given_up.push((key.0, key.1, failures)),
                 None => due.push(key),
             }
         }
@@ -186,6 +232,7 @@ impl Engine {
             stacks_seen: records.len(),
             activations,
             backing_off,
+            given_up,
             orphans: orphans.len(),
             orphans_removed,
         })
@@ -229,9 +276,16 @@ impl Engine {
             .map_err(|error| subject.pocketbase(Step::RecordPending, error))?;
         let key = (tenant.slug, record.stack_name.clone());
         let mut report = PassReport { stacks_seen: 1, ..PassReport::default() };
-        if let Some((failures, wait)) = backoffs.waiting(&key, Instant::now()) {
-            report.backing_off.push((key.0, key.1, failures, wait));
-            return Ok(report);
+        match backoffs.waiting(&key, Instant::now(), record.updated_at) {
+            Some(Waiting::Backoff { failures, wait }) => {
+                report.backing_off.push((key.0, key.1, failures, wait));
+                return Ok(report);
+            }
+            Some(Waiting::GivenUp { failures }) => {
+                report.given_up.push((key.0, key.1, failures));
+                return Ok(report);
+            }
+            None => {}
         }
         self.coolify_answers().await?;
         let result = self.reconcile(&key.0, &key.1).await;
@@ -393,5 +447,39 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ten failures in a row and the stack is left alone, however long it waits, until its
+    /// record changes; then it is tried at once.
+    #[test]
+    fn a_stack_failing_again_and_again_is_given_up_until_its_record_changes() {
+        let policy = Backoff { base: Duration::from_secs(1), cap: Duration::from_secs(4) };
+        let mut backoffs = Backoffs::new(policy);
+        let key = ("acme".to_owned(), "bot".to_owned());
+        let updated: jiff::Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        let start = Instant::now();
+        for failure in 1..GIVE_UP_AFTER {
+            backoffs.record(key.clone(), true, start);
+            let waiting = backoffs.waiting(&key, start, updated);
+            assert!(
+                matches!(waiting, Some(Waiting::Backoff { failures, .. }) if failures == failure)
+            );
+        }
+        backoffs.record(key.clone(), true, start);
+        let much_later = start + Duration::from_secs(86_400);
+        for _ in 0..3 {
+            assert_eq!(
+                backoffs.waiting(&key, much_later, updated),
+                Some(Waiting::GivenUp { failures: GIVE_UP_AFTER })
+            );
+        }
+        let retried = updated.checked_add(jiff::SignedDuration::from_secs(5)).unwrap();
+        assert_eq!(backoffs.waiting(&key, much_later, retried), None, "a changed record is tried");
+        assert_eq!(backoffs.waiting(&key, much_later, retried), None, "and its count starts over");
     }
 }
