@@ -37,9 +37,14 @@ pub(crate) struct World {
 
 impl World {
     pub(crate) async fn start() -> World {
+        World::start_with_deploy_delay(Duration::from_millis(300)).await
+    }
+
+    /// A world whose sandbox takes `deploy_delay` for every start.
+    pub(crate) async fn start_with_deploy_delay(deploy_delay: Duration) -> World {
         let pocketbase = TestPocketBase::start().await.unwrap();
         let sandbox = Sandbox::start(SandboxConfig {
-            deploy_delay: Duration::from_millis(300),
+            deploy_delay,
             delete_delay: Duration::from_millis(100),
             backup_duration: Duration::from_millis(50),
             rate_limit: 100_000,

@@ -3,5 +3,6 @@
 mod controller;
 mod lifecycle;
 mod serve;
+mod takeover;
 mod templates;
 mod tidy;

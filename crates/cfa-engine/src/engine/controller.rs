@@ -385,6 +385,9 @@ fn unavailable(error: cfa_coolify::CoolifyError) -> EngineError {
     }
 }
 
+/// How often a controller whose realtime subscription broke tries to open it again.
+const RESUBSCRIBE_PAUSE: Duration = Duration::from_secs(2);
+
 /// Why the controller's wait between passes ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Woken {
@@ -411,6 +414,28 @@ impl Engine {
         }
     }
 
+    /// PocketBase is away (a restart, a network cut): tries to subscribe again every
+    /// [`RESUBSCRIBE_PAUSE`] until `deadline`. Back in time, the answer is
+    /// [`Woken::Missed`]: a full pass catches up on what changed meanwhile.
+    async fn resubscribe(
+        &self,
+        subscription: &mut Option<StackSubscription>,
+        deadline: tokio::time::Instant,
+    ) -> Woken {
+        loop {
+            if tokio::time::Instant::now() + RESUBSCRIBE_PAUSE >= deadline {
+                tokio::time::sleep_until(deadline).await;
+                return Woken::Timeout;
+            }
+            tokio::time::sleep(RESUBSCRIBE_PAUSE).await;
+            if let Ok(opened) = self.inner.pocketbase.stack_subscribe().await {
+                tracing::info!("realtime subscription back; resyncing");
+                *subscription = Some(opened);
+                return Woken::Missed;
+            }
+        }
+    }
+
     /// Waits until PocketBase reports a record that asks for something, or `max_wait` passes.
     /// The subscription is opened on first use and again after it failed (PocketBase down: the
     /// wait is then only the timeout, and the full resync catches up).
@@ -422,8 +447,7 @@ impl Engine {
         let deadline = tokio::time::Instant::now() + max_wait;
         self.subscribe(subscription).await;
         let Some(stream) = subscription.as_mut() else {
-            tokio::time::sleep_until(deadline).await;
-            return Woken::Timeout;
+            return self.resubscribe(subscription, deadline).await;
         };
         loop {
             let change = tokio::select! {
@@ -440,10 +464,9 @@ impl Engine {
                 Ok(StackChange::Reconnected) => return Woken::Missed,
                 Ok(_) => {}
                 Err(error) => {
-                    tracing::warn!(%error, "the realtime subscription failed; resubscribing next time");
+                    tracing::warn!(%error, "the realtime subscription failed; resubscribing");
                     *subscription = None;
-                    tokio::time::sleep_until(deadline).await;
-                    return Woken::Timeout;
+                    return self.resubscribe(subscription, deadline).await;
                 }
             }
         }
