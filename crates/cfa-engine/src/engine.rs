@@ -146,6 +146,9 @@ struct Inner {
     http: reqwest::Client,
     tenant_locks: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
     stack_locks: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Starts looked at by activations that do not wait, by service uuid: what Coolify showed
+    /// so far decides the next look (`wait::Look`).
+    looks: StdMutex<HashMap<String, wait::Look>>,
     admission_lock: Mutex<()>,
     /// Each server's destination for new services (one lookup per server and process).
     destinations: StdMutex<HashMap<String, Option<String>>>,
@@ -261,6 +264,7 @@ impl Engine {
                 http,
                 tenant_locks: StdMutex::new(HashMap::new()),
                 stack_locks: StdMutex::new(HashMap::new()),
+                looks: StdMutex::new(HashMap::new()),
                 admission_lock: Mutex::new(()),
                 destinations: StdMutex::new(HashMap::new()),
             }),

@@ -132,6 +132,11 @@ pub(crate) async fn run_passes(
             }
             Ok(ControllerPass::Ran(report)) => {
                 print_report(global, &report)?;
+                // A deploy under way is looked at again soon, not at the next resync.
+                if report.in_progress() > 0 {
+                    let soon = engine.settings().poll_interval.max(Duration::from_millis(200));
+                    next_full_pass = next_full_pass.min(tokio::time::Instant::now() + soon);
+                }
                 // A tenant's delete runs when its grace period ends, not at the next resync.
                 if let Some(due) = report.next_delete_due() {
                     let wait = jiff::Timestamp::now().duration_until(due);
@@ -227,6 +232,9 @@ fn describe(tenant: &str, stack: &str, reconciled: &Reconciled) -> String {
             format!("{tenant}/{stack}: the tenant asked for a delete; it runs after {due}")
         }
         Reconciled::Deleted => format!("{tenant}/{stack}: deleted as the tenant asked"),
+        Reconciled::InProgress { operation } => {
+            format!("{tenant}/{stack}: {operation} under way, not ready yet")
+        }
     }
 }
 

@@ -113,6 +113,15 @@ impl PassReport {
         self.activations.iter().filter(|activation| activation.result.is_err()).count()
     }
 
+    /// Deploys under way that the next activation looks at again: the controller's next pass
+    /// should come soon.
+    pub fn in_progress(&self) -> usize {
+        self.activations
+            .iter()
+            .filter(|activation| matches!(activation.result, Ok(Reconciled::InProgress { .. })))
+            .count()
+    }
+
     /// When the first delete a tenant asked for becomes due: the controller's next pass should
     /// not wait longer than that.
     pub fn next_delete_due(&self) -> Option<jiff::Timestamp> {
@@ -153,6 +162,7 @@ impl PassReport {
             "stacks_seen": self.stacks_seen,
             "acted": count(|reconciled| matches!(reconciled, Reconciled::Acted { .. })),
             "waiting": count(|reconciled| matches!(reconciled, Reconciled::Waiting { .. })),
+            "in_progress": count(|reconciled| matches!(reconciled, Reconciled::InProgress { .. })),
             "converged": count(|reconciled| matches!(reconciled, Reconciled::Converged { .. })),
             "deletes_scheduled": count(|reconciled| matches!(reconciled, Reconciled::DeleteScheduled { .. })),
             "deleted": count(|reconciled| matches!(reconciled, Reconciled::Deleted)),
@@ -217,7 +227,7 @@ impl Engine {
         }
         let activations: Vec<StackActivation> = futures::stream::iter(due)
             .map(|(tenant, stack)| async move {
-                let result = self.reconcile(&tenant, &stack).await;
+                let result = self.reconcile_once(&tenant, &stack).await;
                 StackActivation { tenant, stack, result }
             })
             .buffer_unordered(concurrency.max(1))
@@ -288,7 +298,7 @@ impl Engine {
             None => {}
         }
         self.coolify_answers().await?;
-        let result = self.reconcile(&key.0, &key.1).await;
+        let result = self.reconcile_once(&key.0, &key.1).await;
         backoffs.record(key.clone(), is_stack_failure(&result), Instant::now());
         report.activations.push(StackActivation { tenant: key.0, stack: key.1, result });
         Ok(report)

@@ -16,6 +16,9 @@ pub(super) struct Operation<'a> {
     pub(super) rendered: Option<&'a RenderedStack>,
     pub(super) preferred_server: Option<&'a str>,
     pub(super) delete_options: DeleteOptions,
+    /// Wait for readiness here (the CLI), or look once and stop, leaving the record
+    /// `deploying` for the next activation to look again (the controller).
+    pub(super) wait: bool,
 }
 
 impl Operation<'_> {
@@ -52,6 +55,9 @@ pub(super) struct Progress {
     pub(super) restarted: bool,
     /// The final backups a delete kept.
     pub(super) kept: Vec<KeptArchive>,
+    /// Readiness was looked at once and is not there yet (an activation that does not wait):
+    /// the remaining steps are the next activation's.
+    pub(super) paused: Option<String>,
 }
 
 impl Engine {
@@ -65,6 +71,9 @@ impl Engine {
         tracing::debug!(tenant = %operation.subject.tenant, stack = %operation.subject.stack, ?steps, "planned");
         for step in steps {
             self.run_step(operation, *step, progress).await?;
+            if progress.paused.is_some() {
+                return Ok(());
+            }
             self.failpoint(operation.subject, *step)?;
         }
         Ok(())
@@ -127,10 +136,12 @@ impl Engine {
                 Ok(())
             }
             Step::StartService => {
+                self.forget_look(service_uuid()?);
                 progress.start_queued_at = Some(self.start(subject, service_uuid()?).await?);
                 Ok(())
             }
             Step::RestartService => {
+                self.forget_look(service_uuid()?);
                 progress.start_queued_at = Some(Instant::now());
                 progress.restarted = true;
                 coolify
@@ -150,6 +161,12 @@ impl Engine {
                 let domain = domain.filter(|domain| !domain.is_empty());
                 // After a restart, ready only once the old containers are provably gone.
                 let kind = if progress.restarted { StartKind::Restart } else { StartKind::Start };
+                if !operation.wait {
+                    progress.paused = self
+                        .look_ready(subject, service_uuid()?, domain.as_deref(), kind, queued_at)
+                        .await?;
+                    return Ok(());
+                }
                 self.wait_ready(subject, service_uuid()?, domain.as_deref(), kind, queued_at).await
             }
             Step::RecordRunning => self.record_running(operation, progress).await,

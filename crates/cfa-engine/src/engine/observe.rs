@@ -178,6 +178,7 @@ impl Engine {
             rendered,
             preferred_server: None,
             delete_options,
+            wait: true,
         };
         if let Err(error) = self.run_steps(&operation, &steps, progress).await {
             return Err(self.failed(&operation, progress, error).await);

@@ -12,7 +12,16 @@ impl Engine {
 
     /// Provisions a stack, or converges a half-provisioned one: idempotent, crash-safe.
     pub async fn provision(&self, request: &ProvisionRequest) -> Result<StackOutcome, EngineError> {
-        self.provision_or_prepare(request, true).await
+        self.provision_or_prepare(request, true, true).await
+    }
+
+    /// [`Engine::provision`] that looks at readiness once instead of waiting for it: a stack
+    /// not ready yet is left `deploying` for the next activation (the controller's).
+    pub(super) async fn provision_without_waiting(
+        &self,
+        request: &ProvisionRequest,
+    ) -> Result<StackOutcome, EngineError> {
+        self.provision_or_prepare(request, true, false).await
     }
 
     /// Prepares a tenant's `pending` record that still lacks secret parameters: admitted and
@@ -22,13 +31,14 @@ impl Engine {
         &self,
         request: &ProvisionRequest,
     ) -> Result<StackOutcome, EngineError> {
-        self.provision_or_prepare(request, false).await
+        self.provision_or_prepare(request, false, false).await
     }
 
     async fn provision_or_prepare(
         &self,
         request: &ProvisionRequest,
         start: bool,
+        wait: bool,
     ) -> Result<StackOutcome, EngineError> {
         let subject = Subject { tenant: request.tenant.clone(), stack: request.stack.clone() };
         let (slug, stack_name) = self.parse_names(&subject)?;
@@ -110,6 +120,7 @@ impl Engine {
             rendered: Some(&rendered),
             preferred_server: request.preferred_server.as_deref(),
             delete_options: DeleteOptions::default(),
+            wait,
         };
         if let Err(error) = self.run_steps(&operation, &steps, &mut progress).await {
             if let Some(record) = &progress.record

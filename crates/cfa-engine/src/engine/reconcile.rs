@@ -20,6 +20,9 @@ pub enum Reconciled {
     /// The record asks for a deploy that cannot run yet; `error_message` says why (a secret
     /// parameter nobody has set).
     Waiting { reason: String },
+    /// A deploy is under way and not ready yet: the next activation looks again (only from
+    /// an activation that does not wait).
+    InProgress { operation: &'static str },
     /// The tenant asked for a delete, which runs once its grace period ends at `due`.
     DeleteScheduled { due: jiff::Timestamp },
     /// The tenant's delete request ran: the service, the project when empty, and the record
@@ -47,6 +50,9 @@ impl Reconciled {
             Reconciled::Deleted => {
                 json!({ "tenant": tenant, "stack": stack, "result": "deleted" })
             }
+            Reconciled::InProgress { operation } => json!({
+                "tenant": tenant, "stack": stack, "result": "in_progress", "operation": operation,
+            }),
         }
     }
 }
@@ -54,6 +60,26 @@ impl Reconciled {
 impl Engine {
     /// Reconciles one stack with what its record asks for.
     pub async fn reconcile(&self, tenant: &str, stack: &str) -> Result<Reconciled, EngineError> {
+        self.reconcile_with(tenant, stack, true).await
+    }
+
+    /// One activation that never waits for readiness: a deploy it started (or finds started)
+    /// is looked at once, and a stack not ready yet is [`Reconciled::InProgress`], to be
+    /// looked at again by the next activation. The controller runs this.
+    pub async fn reconcile_once(
+        &self,
+        tenant: &str,
+        stack: &str,
+    ) -> Result<Reconciled, EngineError> {
+        self.reconcile_with(tenant, stack, false).await
+    }
+
+    async fn reconcile_with(
+        &self,
+        tenant: &str,
+        stack: &str,
+        wait: bool,
+    ) -> Result<Reconciled, EngineError> {
         let subject = Subject { tenant: tenant.to_owned(), stack: stack.to_owned() };
         let record = self.stack(tenant, stack).await?;
         if let Some(requested) = record.delete_requested_at {
@@ -116,8 +142,14 @@ impl Engine {
                     self.note_waiting(&subject, &record, &reason).await?;
                     return Ok(Reconciled::Waiting { reason });
                 }
-                let outcome = self.provision(&request).await?;
-                Ok(Reconciled::Acted { operation: "provision", outcome })
+                let outcome = match wait {
+                    true => self.provision(&request).await?,
+                    false => self.provision_without_waiting(&request).await?,
+                };
+                Ok(match outcome.status {
+                    StackStatus::Deploying => Reconciled::InProgress { operation: "provision" },
+                    _ => Reconciled::Acted { operation: "provision", outcome },
+                })
             }
         }
     }

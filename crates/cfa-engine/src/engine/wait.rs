@@ -174,6 +174,75 @@ impl Engine {
         }
     }
 
+    /// One look at a queued start or restart, for an activation that does not wait: `None`
+    /// when the containers run and serve, else why not yet (the next activation looks again,
+    /// with what this one saw). Fails as [`Engine::wait_ready`] does: Coolify has had time to
+    /// know and they do not run, or the deploy timeout has passed since the start was queued.
+    pub(super) async fn look_ready(
+        &self,
+        subject: &Subject,
+        service_uuid: &str,
+        domain: Option<&str>,
+        kind: StartKind,
+        queued_at: Instant,
+    ) -> Result<Option<String>, EngineError> {
+        let settings = &self.inner.settings;
+        let mut look = {
+            let mut looks =
+                self.inner.looks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            looks.remove(service_uuid).unwrap_or_else(|| Look {
+                watch: ReadinessWatch::new(kind, settings.status_lag + settings.poll_interval),
+                queued_at,
+            })
+        };
+        let status = self
+            .inner
+            .coolify
+            .get_service_by_uuid(service_uuid)
+            .await
+            .map_err(|error| subject.coolify(Step::WaitReady, error))?
+            .status;
+        let probe_outcome = match domain {
+            Some(domain) => probe(&self.inner.http, &settings.probe, domain).await,
+            None => ProbeOutcome::NotApplicable,
+        };
+        let since_queued = look.queued_at.elapsed();
+        match look.watch.judge(&status, &probe_outcome, since_queued) {
+            Readiness::Ready { .. } => Ok(None),
+            Readiness::Failed { reason } => Err(EngineError::DeployFailed {
+                tenant: subject.tenant.clone(),
+                stack: subject.stack.clone(),
+                reason,
+            }),
+            Readiness::Waiting { .. } if since_queued > settings.deploy_timeout => {
+                Err(EngineError::NotReady {
+                    tenant: subject.tenant.clone(),
+                    stack: subject.stack.clone(),
+                    waited: since_queued,
+                    last_status: status,
+                    last_probe: describe(&probe_outcome),
+                })
+            }
+            Readiness::Waiting { reason } => {
+                self.inner
+                    .looks
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(service_uuid.to_owned(), look);
+                Ok(Some(reason))
+            }
+        }
+    }
+
+    /// A new start or restart is queued: what earlier looks saw belongs to the old one.
+    pub(super) fn forget_look(&self, service_uuid: &str) {
+        self.inner
+            .looks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(service_uuid);
+    }
+
     /// Polls until `done(status)` holds for the service, or `None` when Coolify no longer has it.
     pub(super) async fn wait_status(
         &self,
@@ -204,4 +273,11 @@ impl Engine {
             tokio::time::sleep(settings.poll_interval).await;
         }
     }
+}
+
+/// A start being looked at across activations: the watch's memory and when it was queued.
+#[derive(Debug)]
+pub(super) struct Look {
+    watch: ReadinessWatch,
+    queued_at: Instant,
 }

@@ -344,3 +344,47 @@ async fn a_request_written_during_an_operation_is_not_overwritten() {
         "{carried_out:?}"
     );
 }
+
+/// The controller's activation never waits for readiness: a resume it starts is in progress
+/// (the record `deploying`), the next activations look again without starting twice, and one
+/// of them records `running`.
+#[tokio::test]
+async fn an_activation_that_does_not_wait_leaves_the_deploy_in_progress_for_the_next() {
+    let world = World::start_with(|config| {
+        config.record_exchanges = true;
+        config.deploy_delay = std::time::Duration::from_millis(800);
+    })
+    .await;
+    world.tenant("patient", PlanTier::Team, 2).await;
+    let engine = world.engine();
+    let running = engine.provision(&bot_request("patient", "bot")).await.unwrap();
+    let service_uuid = running.service_uuid.unwrap();
+    engine.suspend("patient", "bot").await.unwrap();
+    let record = engine.stack("patient", "bot").await.unwrap();
+    let resume = StackPatch { status: Some(StackStatus::Pending), ..StackPatch::default() };
+    world.pb.stack_update(&record.id, &resume).await.unwrap();
+
+    let started = std::time::Instant::now();
+    let first = engine.reconcile_once("patient", "bot").await.unwrap();
+    assert!(matches!(first, Reconciled::InProgress { operation: "provision" }), "{first:?}");
+    assert!(started.elapsed() < std::time::Duration::from_millis(800), "it did not wait");
+    assert_eq!(engine.stack("patient", "bot").await.unwrap().status, StackStatus::Deploying);
+    let mut activations = 1;
+    let outcome = loop {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        activations += 1;
+        match engine.reconcile_once("patient", "bot").await.unwrap() {
+            Reconciled::InProgress { .. } => assert!(activations < 100, "never ready"),
+            Reconciled::Acted { outcome, .. } => break outcome,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(outcome.status, StackStatus::Running);
+    let starts = world
+        .sandbox
+        .exchanges()
+        .iter()
+        .filter(|exchange| exchange.path == format!("/api/v1/services/{service_uuid}/start"))
+        .count();
+    assert_eq!(starts, 2, "one start for the provision, one for the resume: never a second one");
+}
