@@ -17,8 +17,9 @@
 //!   at once, the status a minute later. Without a URL only Coolify's `running:healthy` can say
 //!   so, and it is bounded by Coolify's status interval.
 //! - After a restart nothing counts until the old containers are provably gone: Coolify has
-//!   shown a state that only the restart job produces (`exited` or `starting`). Until then the
-//!   old container still answers the probe and the old status still says healthy.
+//!   shown a state that only the restart job produces (`exited` or `starting`), or has had two
+//!   status runs since the restart was queued (a quick restart can slip between two looks).
+//!   Until then the old container still answers the probe and the old status says healthy.
 //!
 //! [`ReadinessWatch`] keeps what was seen between polls; it has no clock: the caller passes the
 //! time since it queued the start.
@@ -98,6 +99,17 @@ impl ReadinessWatch {
                 | CoolifyState::Starting
                 | CoolifyState::Created
         ) {
+            self.old_containers_gone = true;
+        }
+        // A quick restart can slip between two looks: its `starting` lasts as long as
+        // `docker compose up -d` (under a second), and a status run that read the containers
+        // before the stop can store them healthy again right after it. The restart job runs on
+        // Coolify's high queue within seconds, so once Coolify has had two status runs since it
+        // was queued, its status is taken as the new containers'.
+        if self.kind == StartKind::Restart
+            && !self.old_containers_gone
+            && since_queued >= self.status_lag * 2
+        {
             self.old_containers_gone = true;
         }
         if self.kind == StartKind::Restart && !self.old_containers_gone {
@@ -304,13 +316,17 @@ mod tests {
     }
 
     #[test]
-    fn a_restart_that_never_ran_never_reads_ready() {
+    fn a_restart_never_seen_counts_only_after_two_status_runs() {
         let none = || ProbeOutcome::NotApplicable;
         let verdicts = walk(
             StartKind::Restart,
-            &[(1, "running:healthy", none()), (600, "running:healthy", none())],
+            &[
+                (1, "running:healthy", none()),
+                (100, "running:healthy", none()),
+                (140, "running:healthy", none()),
+            ],
         );
-        assert_eq!(verdicts, ["waiting", "waiting"]);
+        assert_eq!(verdicts, ["waiting", "waiting", "ready"]);
     }
 
     #[test]

@@ -9,25 +9,10 @@ use cfa_pocketbase::testing::USER_PASSWORD;
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 
-use crate::lifecycle::World;
+use crate::lifecycle::{World, eventually};
 
 const BOT_TOKEN: &str = "123456789:AAserveSecretBotToken-0123456789abc";
 const ROUTER_KEY: &str = "sk-serve-router-secret-0123456789";
-
-/// Polls `check` every 100 ms until it is `Some`, for at most `seconds`.
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    seconds: u64,
-    what: &str,
-    mut check: impl FnMut() -> F,
-) -> T {
-    for _ in 0..seconds * 10 {
-        if let Some(value) = check().await {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("not within {seconds} s: {what}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_runs_its_stack_with_only_cfa_serve_running() {

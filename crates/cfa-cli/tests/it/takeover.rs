@@ -8,7 +8,7 @@ use cfa_core::StackStatus;
 use cfa_pocketbase::{StackFilter, StackPatch};
 use serde_json::json;
 
-use crate::lifecycle::{World, bot_args, cfa_owned};
+use crate::lifecycle::{World, bot_args, cfa_owned, eventually};
 
 fn controller(world: &World, lease_seconds: &str) -> tokio::process::Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_cfa"))
@@ -20,20 +20,6 @@ fn controller(world: &World, lease_seconds: &str) -> tokio::process::Child {
         .kill_on_drop(true)
         .spawn()
         .unwrap()
-}
-
-async fn wait_for<T, F: std::future::Future<Output = Option<T>>>(
-    seconds: u64,
-    what: &str,
-    mut check: impl FnMut() -> F,
-) -> T {
-    for _ in 0..seconds * 10 {
-        if let Some(value) = check().await {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("not within {seconds} s: {what}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,7 +45,7 @@ async fn a_controller_killed_mid_provision_leaves_work_the_next_one_finishes_wit
             .await
             .unwrap()
     });
-    let deploying = wait_for(20, "the stack is deploying", || {
+    let deploying = eventually(20, "the stack is deploying", || {
         let pb = pb.clone();
         async move {
             let records = pb.stack_list_all(&StackFilter::default(), false).await.ok()?;
@@ -78,7 +64,7 @@ async fn a_controller_killed_mid_provision_leaves_work_the_next_one_finishes_wit
 
     // A second controller waits for the dead one's lease to expire, then finishes the deploy.
     let mut second = controller(&world, "3");
-    let running = wait_for(40, "the stack runs", || {
+    let running = eventually(40, "the stack runs", || {
         let pb = pb.clone();
         let id = deploying.id.clone();
         async move {
@@ -120,7 +106,7 @@ async fn a_running_controller_outlives_a_pocketbase_restart() {
     // pass after a reconnect) can carry this out.
     let stop = StackPatch { status: Some(StackStatus::Stopped), ..StackPatch::default() };
     pb.stack_update(&record.id, &stop).await.unwrap();
-    wait_for(30, "the containers stop after PocketBase came back", || {
+    eventually(30, "the containers stop after PocketBase came back", || {
         let world = &world;
         async move {
             let status = world.cfa(&["status", "phoenix/bot", "--output", "json"]).await;
