@@ -640,18 +640,3 @@ async fn a_tenant_is_never_given_to_whoever_registered_its_email_first() {
     .await;
     assert!(squatter.is_err(), "the registrant's password still works");
 }
-
-/// Polls `check` every 100 ms until it is `Some`, for at most `seconds`.
-pub(crate) async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    seconds: u64,
-    what: &str,
-    mut check: impl FnMut() -> F,
-) -> T {
-    for _ in 0..seconds * 10 {
-        if let Some(value) = check().await {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("not within {seconds} s: {what}");
-}

@@ -3,6 +3,7 @@
 mod controller;
 mod lifecycle;
 mod serve;
+mod support;
 mod takeover;
 mod templates;
 mod tidy;

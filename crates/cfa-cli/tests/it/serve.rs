@@ -9,7 +9,8 @@ use cfa_pocketbase::testing::USER_PASSWORD;
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 
-use crate::lifecycle::{World, eventually};
+use crate::lifecycle::World;
+use crate::support::eventually;
 
 const BOT_TOKEN: &str = "123456789:AAserveSecretBotToken-0123456789abc";
 const ROUTER_KEY: &str = "sk-serve-router-secret-0123456789";

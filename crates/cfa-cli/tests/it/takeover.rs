@@ -8,7 +8,8 @@ use cfa_core::StackStatus;
 use cfa_pocketbase::{StackFilter, StackPatch};
 use serde_json::json;
 
-use crate::lifecycle::{World, bot_args, cfa_owned, eventually};
+use crate::lifecycle::{World, bot_args, cfa_owned};
+use crate::support::eventually;
 
 fn controller(world: &World, lease_seconds: &str) -> tokio::process::Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_cfa"))
