@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use cfa_coolify::{ApiToken, CoolifyClient, CoolifyConfig};
 use cfa_core::{Backoff, BaseDomain, PlanTable, PlanTier, StackStatus};
-use cfa_engine::{Backoffs, ControllerPass, Engine, EngineSettings, ProvisionRequest, Woken};
+use cfa_engine::{
+    Backoffs, ControllerPass, Engine, EngineSettings, PassFocus, ProvisionRequest, Woken,
+};
 use cfa_pocketbase::testing::TestPocketBase;
 use cfa_pocketbase::{NewStack, NewTenant, StackFilter, StackPatch};
 use cfa_templates::{Catalogue, repository_templates_dir};
@@ -156,7 +158,13 @@ async fn run() {
         let Woken::Request(record) = woken else { panic!("not woken by the write: {woken:?}") };
         let mut backoffs = Backoffs::new(Backoff::CONTROLLER);
         let pass = engine
-            .controller_pass("bench:1", Duration::from_secs(60), 4, &mut backoffs, Some(&record))
+            .controller_pass(
+                "bench:1",
+                Duration::from_secs(60),
+                4,
+                &mut backoffs,
+                &PassFocus::Record(record),
+            )
             .await
             .expect("pass");
         let ControllerPass::Ran(report) = pass else { panic!("the lease is free") };

@@ -47,6 +47,7 @@ use crate::settings::EngineSettings;
 use crate::steps::Step;
 
 mod admission;
+mod cadence;
 mod capacity;
 mod claims;
 mod controller;
@@ -65,12 +66,10 @@ mod tenants;
 mod upgrade;
 mod views;
 mod wait;
+pub use cadence::{Backoffs, Cadence, GIVE_UP_AFTER, PassFocus, Waiting};
 pub use capacity::{ServerView, resources_json};
 use claims::Created;
-pub use controller::{
-    Backoffs, CONTROLLER_LEASE, ControllerPass, GIVE_UP_AFTER, PassReport, StackActivation,
-    Waiting, Woken,
-};
+pub use controller::{CONTROLLER_LEASE, ControllerPass, PassReport, StackActivation, Woken};
 pub use delete::DeleteOptions;
 pub use drift::{DriftKind, DriftReport, Healing, OrphanService, StackDrift};
 use execute::{Operation, Progress};

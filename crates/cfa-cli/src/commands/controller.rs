@@ -4,11 +4,13 @@
 //! waits and takes over when the first stops renewing it. The engine decides and acts; this
 //! prints what it did.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::format_err;
 use cfa_core::Backoff;
-use cfa_engine::{Backoffs, ControllerPass, PassReport, Reconciled, StackActivation, Woken};
+use cfa_engine::{
+    Backoffs, Cadence, ControllerPass, PassFocus, PassReport, Reconciled, StackActivation, Woken,
+};
 use clap::Args;
 use serde_json::{Value, json};
 
@@ -96,26 +98,26 @@ pub(crate) async fn run_passes(
     if !once {
         engine.subscribe(&mut subscription).await;
     }
-    // The record a realtime event named: the next pass reconciles only it.
-    let mut only: Option<Box<cfa_pocketbase::AgentStack>> = None;
     let interval = Duration::from_secs(args.interval_seconds);
-    // When the next full pass is due: the interval after the last one (events in between run
-    // passes of one record and do not postpone it), or sooner when a tenant's delete is due.
-    let mut next_full_pass = tokio::time::Instant::now();
+    let follow_up = engine.settings().poll_interval;
+    let mut cadence = Cadence::new(interval, follow_up, Instant::now());
+    // What the next pass goes over: the record a realtime event named, else what the cadence
+    // says is due (the resync, or the deploys under way).
+    let mut event: Option<Box<cfa_pocketbase::AgentStack>> = None;
     loop {
-        let full = only.is_none();
-        let pass = engine
-            .controller_pass(&holder, lease, concurrency, &mut backoffs, only.take().as_deref())
-            .await;
-        if full {
-            next_full_pass = tokio::time::Instant::now() + interval;
-        }
-        let wait = match pass.map_err(engine_error) {
+        let now = Instant::now();
+        let focus = match event.take() {
+            Some(record) => PassFocus::Record(record),
+            None => cadence.due(now),
+        };
+        let pass = engine.controller_pass(&holder, lease, concurrency, &mut backoffs, &focus).await;
+        let now = Instant::now();
+        match pass.map_err(engine_error) {
             Err(error) if once => return Err(error),
             Err(error) => {
                 // PocketBase unreachable: one line, and the next pass retries.
                 tracing::warn!(error = %error, "controller pass failed");
-                interval
+                cadence.failed(now, None);
             }
             Ok(ControllerPass::LeaseHeld { holder: other, remaining }) => {
                 let message = format!(
@@ -128,22 +130,10 @@ pub(crate) async fn run_passes(
                     )));
                 }
                 tracing::info!("{message}");
-                remaining.min(interval) + Duration::from_secs(1)
+                cadence.failed(now, Some(remaining + Duration::from_secs(1)));
             }
             Ok(ControllerPass::Ran(report)) => {
                 print_report(global, &report)?;
-                // A deploy under way is looked at again soon, not at the next resync.
-                if report.in_progress() > 0 {
-                    let soon = engine.settings().poll_interval.max(Duration::from_millis(200));
-                    next_full_pass = next_full_pass.min(tokio::time::Instant::now() + soon);
-                }
-                // A tenant's delete runs when its grace period ends, not at the next resync.
-                if let Some(due) = report.next_delete_due() {
-                    let wait = jiff::Timestamp::now().duration_until(due);
-                    let wait = Duration::try_from(wait).unwrap_or(Duration::ZERO);
-                    next_full_pass = next_full_pass
-                        .min(tokio::time::Instant::now() + wait + Duration::from_millis(100));
-                }
                 if once {
                     engine.controller_release(&holder).await;
                     return match report.failures() {
@@ -154,17 +144,19 @@ pub(crate) async fn run_passes(
                         )),
                     };
                 }
-                next_full_pass.saturating_duration_since(tokio::time::Instant::now())
+                cadence.passed(&focus, &report, now);
             }
-        };
-        // A record that asks for something wakes the next pass at once; the interval is the
-        // full resync that catches what events missed.
+        }
+        // A record that asks for something wakes the next pass at once; otherwise the cadence
+        // says when the next one is due.
+        let wait = cadence.wait(Instant::now());
         tokio::select! {
-            woken = engine.wait_for_request(&mut subscription, wait) => {
-                if let Woken::Request(record) = woken {
-                    only = Some(record);
-                }
-            }
+            woken = engine.wait_for_request(&mut subscription, wait) => match woken {
+                Woken::Request(record) => event = Some(record),
+                // Events may have been missed: the resync, now.
+                Woken::Missed => cadence.resync_now(Instant::now()),
+                Woken::Timeout => {}
+            },
             _ = tokio::signal::ctrl_c() => {
                 engine.controller_release(&holder).await;
                 return Ok(());

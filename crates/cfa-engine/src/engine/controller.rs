@@ -1,14 +1,16 @@
 //! The controller's pass: every record listed once (and Coolify's services once, when a record
 //! is `stopped`), those that ask for something reconciled, N at a time, under PocketBase's
 //! controller lease; stacks whose activations keep failing are left alone for a while
-//! ([`cfa_core::Backoff`]), so they cannot spend Coolify's request budget.
+//! ([`super::cadence::Backoffs`]), so they cannot spend Coolify's request budget. Between two
+//! full passes, a pass goes over one record (a realtime event) or the deploys under way
+//! ([`PassFocus`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use cfa_core::Backoff;
 use cfa_pocketbase::{StackChange, StackSubscription};
 
+use super::cadence::{Backoffs, PassFocus, Waiting};
 use super::*;
 
 /// One stack's part of a pass.
@@ -36,76 +38,6 @@ pub struct PassReport {
     pub orphans: usize,
     /// Orphans removed past their grace period, by service uuid.
     pub orphans_removed: Vec<String>,
-}
-
-/// The controller's memory between passes: which stacks failed, how often, and when they may
-/// be tried again. After [`GIVE_UP_AFTER`] failures in a row a stack is left alone until its
-/// record changes (a tenant writes `pending` again, the operator fixes it): a request that
-/// cannot be carried out costs a few attempts, not one an hour forever.
-#[derive(Debug)]
-pub struct Backoffs {
-    policy: Backoff,
-    failing: HashMap<(String, String), Failing>,
-}
-
-/// Consecutive failures after which the controller stops retrying a stack by itself.
-pub const GIVE_UP_AFTER: u32 = 10;
-
-#[derive(Debug)]
-struct Failing {
-    failures: u32,
-    retry_at: Instant,
-    /// The record's `updated_at` when the controller gave up: a change to it is a new request.
-    given_up_on: Option<jiff::Timestamp>,
-}
-
-/// Why a stack that asks is not tried in this pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Waiting {
-    /// It failed lately; it is tried again in `wait`.
-    Backoff { failures: u32, wait: Duration },
-    /// It failed [`GIVE_UP_AFTER`] times in a row; a change to its record retries it.
-    GivenUp { failures: u32 },
-}
-
-impl Backoffs {
-    pub fn new(policy: Backoff) -> Backoffs {
-        Backoffs { policy, failing: HashMap::new() }
-    }
-
-    /// `None` when the stack may be tried now (its record as of `updated`), else why not.
-    pub fn waiting(
-        &mut self,
-        key: &(String, String),
-        now: Instant,
-        updated: jiff::Timestamp,
-    ) -> Option<Waiting> {
-        let entry = self.failing.get_mut(key)?;
-        if entry.failures >= GIVE_UP_AFTER {
-            match entry.given_up_on {
-                Some(seen) if seen != updated => {
-                    self.failing.remove(key);
-                    return None;
-                }
-                _ => {
-                    entry.given_up_on = Some(updated);
-                    return Some(Waiting::GivenUp { failures: entry.failures });
-                }
-            }
-        }
-        (entry.retry_at > now)
-            .then(|| Waiting::Backoff { failures: entry.failures, wait: entry.retry_at - now })
-    }
-
-    pub fn record(&mut self, key: (String, String), failed: bool, now: Instant) {
-        if !failed {
-            self.failing.remove(&key);
-            return;
-        }
-        let failures = self.failing.get(&key).map_or(0, |entry| entry.failures) + 1;
-        let retry_at = now + self.policy.delay(failures);
-        self.failing.insert(key, Failing { failures, retry_at, given_up_on: None });
-    }
 }
 
 impl PassReport {
@@ -184,7 +116,6 @@ impl Engine {
         concurrency: usize,
         backoffs: &mut Backoffs,
     ) -> Result<PassReport, EngineError> {
-        use futures::StreamExt;
         // One list of every service per pass: it says Coolify answers (an outage stops the pass
         // before any stack is touched), which `stopped` records still have containers running
         // (only those ask for something), and which services no record claims.
@@ -214,38 +145,12 @@ impl Engine {
                 Some(((tenant.slug.clone(), record.stack_name.clone()), record.updated_at))
             })
             .collect();
-        let now = Instant::now();
-        let (mut backing_off, mut given_up, mut due) = (Vec::new(), Vec::new(), Vec::new());
-        for (key, updated) in asking {
-            match backoffs.waiting(&key, now, updated) {
-                Some(Waiting::Backoff { failures, wait }) => {
-                    backing_off.push((key.0, key.1, failures, wait));
-                }
-                Some(Waiting::GivenUp { failures }) => given_up.push((key.0, key.1, failures)),
-                None => due.push(key),
-            }
-        }
-        let activations: Vec<StackActivation> = futures::stream::iter(due)
-            .map(|(tenant, stack)| async move {
-                let result = self.reconcile_once(&tenant, &stack).await;
-                StackActivation { tenant, stack, result }
-            })
-            .buffer_unordered(concurrency.max(1))
-            .collect()
-            .await;
-        let now = Instant::now();
-        for activation in &activations {
-            let key = (activation.tenant.clone(), activation.stack.clone());
-            backoffs.record(key, is_stack_failure(&activation.result), now);
-        }
-        Ok(PassReport {
-            stacks_seen: records.len(),
-            activations,
-            backing_off,
-            given_up,
-            orphans: orphans.len(),
-            orphans_removed,
-        })
+        // The list of services just answered: Coolify is up.
+        let mut report = self.reconcile_stacks(asking, concurrency, backoffs, false).await?;
+        report.stacks_seen = records.len();
+        report.orphans = orphans.len();
+        report.orphans_removed = orphans_removed;
+        Ok(report)
     }
 }
 
@@ -285,28 +190,71 @@ impl Engine {
             .await
             .map_err(|error| subject.pocketbase(Step::RecordPending, error))?;
         let key = (tenant.slug, record.stack_name.clone());
-        let mut report = PassReport { stacks_seen: 1, ..PassReport::default() };
-        match backoffs.waiting(&key, Instant::now(), record.updated_at) {
-            Some(Waiting::Backoff { failures, wait }) => {
-                report.backing_off.push((key.0, key.1, failures, wait));
-                return Ok(report);
+        self.reconcile_stacks(vec![(key, record.updated_at)], 1, backoffs, true).await
+    }
+
+    /// Activations of the deploys an earlier pass left under way: no listing of every record.
+    /// A stack that stopped asking meanwhile (now `running`) converges at no Coolify cost.
+    async fn reconcile_followed(
+        &self,
+        stacks: Vec<(String, String)>,
+        concurrency: usize,
+        backoffs: &mut Backoffs,
+    ) -> Result<PassReport, EngineError> {
+        // Their records' `updated_at` only matter to a stack given up on, and an in-progress
+        // stack has just succeeded: any timestamp will do.
+        let keyed = stacks.into_iter().map(|key| (key, jiff::Timestamp::UNIX_EPOCH)).collect();
+        self.reconcile_stacks(keyed, concurrency, backoffs, true).await
+    }
+
+    /// Reconciles the given stacks (those not backing off), N at a time, after asking Coolify
+    /// whether it answers (`check_coolify`; not when the caller just heard from it).
+    async fn reconcile_stacks(
+        &self,
+        stacks: Vec<((String, String), jiff::Timestamp)>,
+        concurrency: usize,
+        backoffs: &mut Backoffs,
+        check_coolify: bool,
+    ) -> Result<PassReport, EngineError> {
+        use futures::StreamExt;
+        let mut report = PassReport { stacks_seen: stacks.len(), ..PassReport::default() };
+        let now = Instant::now();
+        let mut due = Vec::new();
+        for (key, updated) in stacks {
+            match backoffs.waiting(&key, now, updated) {
+                Some(Waiting::Backoff { failures, wait }) => {
+                    report.backing_off.push((key.0, key.1, failures, wait));
+                }
+                Some(Waiting::GivenUp { failures }) => {
+                    report.given_up.push((key.0, key.1, failures));
+                }
+                None => due.push(key),
             }
-            Some(Waiting::GivenUp { failures }) => {
-                report.given_up.push((key.0, key.1, failures));
-                return Ok(report);
-            }
-            None => {}
         }
-        self.coolify_answers().await?;
-        let result = self.reconcile_once(&key.0, &key.1).await;
-        backoffs.record(key.clone(), is_stack_failure(&result), Instant::now());
-        report.activations.push(StackActivation { tenant: key.0, stack: key.1, result });
+        if due.is_empty() {
+            return Ok(report);
+        }
+        if check_coolify {
+            self.coolify_answers().await?;
+        }
+        report.activations = futures::stream::iter(due)
+            .map(|(tenant, stack)| async move {
+                let result = self.reconcile_once(&tenant, &stack).await;
+                StackActivation { tenant, stack, result }
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        let now = Instant::now();
+        for activation in &report.activations {
+            let key = (activation.tenant.clone(), activation.stack.clone());
+            backoffs.record(key, is_stack_failure(&activation.result), now);
+        }
         Ok(report)
     }
 
-    /// Takes (or renews) the controller lease for `holder`, then runs one pass (of `only`, when
-    /// a realtime event named the record that asks), renewing the
-    /// lease every third of `lease_ttl` while it runs; a second controller meanwhile gets
+    /// Takes (or renews) the controller lease for `holder`, then runs one pass over `focus`,
+    /// renewing the lease every third of `lease_ttl` while it runs; a second controller meanwhile gets
     /// [`ControllerPass::LeaseHeld`] and takes over once the lease expires (its holder died).
     pub async fn controller_pass(
         &self,
@@ -314,7 +262,7 @@ impl Engine {
         lease_ttl: Duration,
         concurrency: usize,
         backoffs: &mut Backoffs,
-        only: Option<&AgentStack>,
+        focus: &PassFocus,
     ) -> Result<ControllerPass, EngineError> {
         let subject = Subject { tenant: "*".to_owned(), stack: "*".to_owned() };
         let pocketbase = &self.inner.pocketbase;
@@ -330,9 +278,12 @@ impl Engine {
         }
         let started = Instant::now();
         let renewal = tokio::spawn(renew_lease(pocketbase.clone(), holder.to_owned(), lease_ttl));
-        let report = match only {
-            Some(record) => self.reconcile_one(record, backoffs).await,
-            None => self.reconcile_pass(concurrency, backoffs).await,
+        let report = match focus {
+            PassFocus::Full => self.reconcile_pass(concurrency, backoffs).await,
+            PassFocus::Record(record) => self.reconcile_one(record, backoffs).await,
+            PassFocus::Stacks(stacks) => {
+                self.reconcile_followed(stacks.clone(), concurrency, backoffs).await
+            }
         };
         renewal.abort();
         let report = report?;
@@ -480,39 +431,5 @@ impl Engine {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Ten failures in a row and the stack is left alone, however long it waits, until its
-    /// record changes; then it is tried at once.
-    #[test]
-    fn a_stack_failing_again_and_again_is_given_up_until_its_record_changes() {
-        let policy = Backoff { base: Duration::from_secs(1), cap: Duration::from_secs(4) };
-        let mut backoffs = Backoffs::new(policy);
-        let key = ("acme".to_owned(), "bot".to_owned());
-        let updated: jiff::Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
-        let start = Instant::now();
-        for failure in 1..GIVE_UP_AFTER {
-            backoffs.record(key.clone(), true, start);
-            let waiting = backoffs.waiting(&key, start, updated);
-            assert!(
-                matches!(waiting, Some(Waiting::Backoff { failures, .. }) if failures == failure)
-            );
-        }
-        backoffs.record(key.clone(), true, start);
-        let much_later = start + Duration::from_secs(86_400);
-        for _ in 0..3 {
-            assert_eq!(
-                backoffs.waiting(&key, much_later, updated),
-                Some(Waiting::GivenUp { failures: GIVE_UP_AFTER })
-            );
-        }
-        let retried = updated.checked_add(jiff::SignedDuration::from_secs(5)).unwrap();
-        assert_eq!(backoffs.waiting(&key, much_later, retried), None, "a changed record is tried");
-        assert_eq!(backoffs.waiting(&key, much_later, retried), None, "and its count starts over");
     }
 }
