@@ -4,8 +4,9 @@
 //! admission and placement ([`admission`]), the stack lifecycle ([`lifecycle`]), names and
 //! domains ([`naming`]), resource arithmetic ([`resources`]), health judgement ([`health`]),
 //! readiness after a start across Coolify's status lag ([`readiness`]), who may own a new
-//! tenant ([`onboarding`]), what a tenant's plan, quota and ceiling may be ([`tenancy`]) and
-//! how long a failing stack is left alone ([`backoff`]).
+//! tenant ([`onboarding`]), what a tenant's plan, quota and ceiling may be ([`tenancy`]), how
+//! long a failing stack is left alone ([`backoff`]) and when a condition becomes an incident,
+//! is announced, reminded, resolved and grouped ([`incidents`]).
 //!
 //! **Architecture invariant:** no tokio, no reqwest, no file system, no clock. Functions take
 //! what they need as arguments and return decisions or typed errors.
@@ -13,6 +14,7 @@
 pub mod admission;
 pub mod backoff;
 pub mod health;
+pub mod incidents;
 pub mod lifecycle;
 pub mod naming;
 pub mod onboarding;
@@ -27,6 +29,10 @@ pub use admission::{
 };
 pub use backoff::Backoff;
 pub use health::{HealthJudgement, HealthVerdict, ProbeOutcome, judge_health};
+pub use incidents::{
+    AlertPolicies, AlertPolicy, GroupedMessage, IncidentError, IncidentKind, IncidentSubject,
+    IncidentTrack, Notification, Observation,
+};
 pub use lifecycle::{StackEvent, StackStatus, TransitionError};
 pub use naming::{BaseDomain, NameError, StackName, TenantSlug};
 pub use plan::{BackupPolicy, Plan, PlanError, PlanTable, PlanTier};
