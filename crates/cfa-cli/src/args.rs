@@ -60,7 +60,7 @@ pub(crate) enum Command {
     /// Stop a stack, keeping its volumes.
     Suspend(crate::commands::stacks::StackOperationArgs),
     /// Start a suspended stack and wait until it is ready.
-    Resume(crate::commands::stacks::StackOperationArgs),
+    Resume(crate::commands::stacks::ResumeArgs),
     /// Re-render a stack (new template version, plan or parameters) and restart it.
     Upgrade(crate::commands::stacks::UpgradeArgs),
     /// Delete a stack: final backup on paid plans, service, empty project, record.

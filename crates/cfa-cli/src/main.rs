@@ -9,6 +9,7 @@ mod config;
 mod exit;
 mod output;
 mod platform;
+mod remedies;
 mod settings;
 
 use std::process::ExitCode;

@@ -126,10 +126,12 @@ pub(crate) async fn connect(global: &GlobalArgs, config: Config) -> anyhow::Resu
 
 /// An engine error with the exit code its class asks for (usage 2, refused 3, failure 1).
 pub(crate) fn engine_error(error: EngineError) -> anyhow::Error {
-    match error.class() {
+    let class = error.class();
+    let error = crate::remedies::worded(error);
+    match class {
         ErrorClass::Usage => exit::usage(error),
         ErrorClass::Refused => exit::refused(error),
-        ErrorClass::Failure => error.into(),
+        ErrorClass::Failure => error,
     }
 }
 

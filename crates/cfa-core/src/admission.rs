@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::plan::{Ceiling, Plan, PlanTable, PlanTier};
+use crate::remedy::Remedy;
 use crate::resources::{Resources, format_cpus, format_megabytes};
 
 /// What a rendered stack needs: CPU and memory as a range, disk as a fixed reservation.
@@ -197,9 +198,8 @@ pub enum AdmissionError {
         needed: Option<PlanTier>,
     },
     #[error(
-        "template `{template}` needs at least {minimum}, but the tenant's custom ceiling is {ceiling} per stack\nhint: raise it: `cfa tenant set-plan <tenant> sovereign --cpus {} --memory-mb {}`",
-        format_cpus(minimum.millicpus.max(ceiling.millicpus)),
-        minimum.memory_mb.max(ceiling.memory_mb)
+        "template `{template}` needs at least {minimum}, but the tenant's custom ceiling is {ceiling} per stack\nhint: raise it: {}",
+        raised_ceiling(minimum, ceiling)
     )]
     BelowCustomCeiling { template: String, minimum: Resources, ceiling: Resources },
     #[error(
@@ -212,13 +212,40 @@ pub enum AdmissionError {
         shortfalls_text(shortfalls)
     )]
     NoCapacity { needed: Resources, shortfalls: Vec<ServerShortfall> },
-    #[error("server `{server}` is not configured\nhint: `cfa capacity` lists the servers")]
+    #[error("server `{server}` is not configured\nhint: {}", Remedy::ListServers)]
     UnknownServer { server: String },
+}
+
+impl AdmissionError {
+    /// What to do about it, as data each front end words ([`Remedy`]); `None` where the hint
+    /// says it all (free capacity, raise a quota).
+    pub fn remedy(&self) -> Option<Remedy> {
+        match self {
+            AdmissionError::TemplateNotInPlan { needed, .. }
+            | AdmissionError::BelowTemplateMinimum { needed, .. } => {
+                needed.map(|tier| Remedy::SetPlan { tier, cpus: None, memory_mb: None })
+            }
+            AdmissionError::BelowCustomCeiling { minimum, ceiling, .. } => {
+                Some(raised_ceiling(minimum, ceiling))
+            }
+            AdmissionError::UnknownServer { .. } => Some(Remedy::ListServers),
+            AdmissionError::QuotaReached { .. } | AdmissionError::NoCapacity { .. } => None,
+        }
+    }
+}
+
+/// The custom plan with a per-stack ceiling that fits the template's minimum.
+fn raised_ceiling(minimum: &Resources, ceiling: &Resources) -> Remedy {
+    Remedy::SetPlan {
+        tier: PlanTier::Sovereign,
+        cpus: Some(format_cpus(minimum.millicpus.max(ceiling.millicpus))),
+        memory_mb: Some(minimum.memory_mb.max(ceiling.memory_mb)),
+    }
 }
 
 fn needed_plan_hint(needed: Option<PlanTier>, verb: &str) -> String {
     match needed {
-        Some(tier) => format!("the {tier} plan {verb}: `cfa tenant set-plan <tenant> {tier}`"),
+        Some(tier) => format!("the {tier} plan {verb}"),
         None => "no plan allows it: check the plans file and the template's minimum".to_owned(),
     }
 }
@@ -585,7 +612,7 @@ mod tests {
             stack_limits(&plans, plans.plan(PlanTier::Team), None, &openclaw()).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "template `openclaw-agent` is not part of the team plan\nhint: the business plan allows it: `cfa tenant set-plan <tenant> business`"
+            "template `openclaw-agent` is not part of the team plan\nhint: the business plan allows it"
         );
         let error =
             stack_limits(&plans, plans.plan(PlanTier::Starter), None, &base_llm()).unwrap_err();
@@ -597,7 +624,7 @@ mod tests {
             stack_limits(&tight, tight.plan(PlanTier::Business), None, &openclaw()).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "template `openclaw-agent` needs at least 1 CPU, 1 GB, but the business plan allows 1 CPU, 512 MB per stack\nhint: the sovereign plan fits it: `cfa tenant set-plan <tenant> sovereign`"
+            "template `openclaw-agent` needs at least 1 CPU, 1 GB, but the business plan allows 1 CPU, 512 MB per stack\nhint: the sovereign plan fits it"
         );
         // A sovereign tenant whose custom limits are too small for base-llm.
         let error = stack_limits(
@@ -609,7 +636,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             error.to_string(),
-            "template `base-llm` needs at least 2 CPU, 3 GB, but the tenant's custom ceiling is 1 CPU, 1 GB per stack\nhint: raise it: `cfa tenant set-plan <tenant> sovereign --cpus 2 --memory-mb 3072`"
+            "template `base-llm` needs at least 2 CPU, 3 GB, but the tenant's custom ceiling is 1 CPU, 1 GB per stack\nhint: raise it: move the tenant to the sovereign plan with a ceiling of 2 CPU and 3072 MB per stack"
         );
     }
 

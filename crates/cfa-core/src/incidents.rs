@@ -105,13 +105,15 @@ pub enum IncidentKind {
     OrphanService,
     /// No controller holds the lease: nobody reconciles.
     ControllerLeaseLost,
+    /// Coolify's API does not answer: one platform incident, never every stack flipped.
+    CoolifyUnreachable,
     /// Another kind's condition changes too often; reported instead of that kind.
     Flapping,
 }
 
 impl IncidentKind {
     /// Every kind, in declaration order.
-    pub const ALL: [IncidentKind; 15] = [
+    pub const ALL: [IncidentKind; 16] = [
         IncidentKind::Unhealthy,
         IncidentKind::RestartLoop,
         IncidentKind::OomKilled,
@@ -126,6 +128,7 @@ impl IncidentKind {
         IncidentKind::BackupShrunk,
         IncidentKind::OrphanService,
         IncidentKind::ControllerLeaseLost,
+        IncidentKind::CoolifyUnreachable,
         IncidentKind::Flapping,
     ];
 
@@ -146,6 +149,7 @@ impl IncidentKind {
             IncidentKind::BackupShrunk => "backup_shrunk",
             IncidentKind::OrphanService => "orphan_service",
             IncidentKind::ControllerLeaseLost => "controller_lease_lost",
+            IncidentKind::CoolifyUnreachable => "coolify_unreachable",
             IncidentKind::Flapping => "flapping",
         }
     }
@@ -175,6 +179,7 @@ impl IncidentKind {
             IncidentKind::BackupShrunk => "backup much smaller than the previous one",
             IncidentKind::OrphanService => "orphan service",
             IncidentKind::ControllerLeaseLost => "controller lease lost",
+            IncidentKind::CoolifyUnreachable => "Coolify unreachable",
             IncidentKind::Flapping => "flapping",
         }
     }

@@ -98,11 +98,23 @@ pub struct TransitionError {
 
 fn transition_hint(from: StackStatus) -> &'static str {
     match from {
-        StackStatus::Pending => "a pending stack is deployed by `cfa provision` or the controller",
-        StackStatus::Deploying => "wait for the deploy to finish, or run `cfa status` to see it",
+        StackStatus::Pending => "a pending stack is deployed by the controller or a provision",
+        StackStatus::Deploying => "wait for the deploy to finish; the stack's status shows it",
         StackStatus::Running => "a running stack can be suspended, upgraded or deleted",
-        StackStatus::Stopped => "resume it first (`cfa resume`)",
-        StackStatus::Error => "retry it (`cfa provision` again), suspend it or delete it",
+        StackStatus::Stopped => "resume it first",
+        StackStatus::Error => "retry it (provision it again), suspend it or delete it",
+    }
+}
+
+/// What can be done with a stack in `status` instead of what it refused.
+pub fn remedy_in(status: StackStatus, stack: crate::remedy::StackRef) -> crate::remedy::Remedy {
+    use crate::remedy::Remedy;
+    match status {
+        StackStatus::Pending => Remedy::Deploy { stack },
+        StackStatus::Deploying => Remedy::AwaitDeploy { stack },
+        StackStatus::Running => Remedy::ActOnRunning,
+        StackStatus::Stopped => Remedy::Resume { stack },
+        StackStatus::Error => Remedy::RetryOrRemove { stack },
     }
 }
 
@@ -242,7 +254,7 @@ mod tests {
         let error = next(StackStatus::Stopped, StackEvent::HealthFailed).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "a stack that is stopped cannot take `HealthFailed`\nhint: resume it first (`cfa resume`)"
+            "a stack that is stopped cannot take `HealthFailed`\nhint: resume it first"
         );
     }
 

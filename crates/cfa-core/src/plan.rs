@@ -119,9 +119,7 @@ impl Plan {
 pub enum PlanError {
     #[error("unknown plan tier `{given}`\nhint: use one of starter, team, business, sovereign")]
     UnknownTier { given: String },
-    #[error(
-        "the plans file is not valid: {message}\nhint: compare it with `cfa plans --output toml`"
-    )]
+    #[error("the plans file is not valid: {message}\nhint: compare it with the built-in plans")]
     InvalidFile { message: String },
 }
 

@@ -54,6 +54,7 @@ mod controller;
 mod delete;
 mod domains;
 mod drift;
+mod environment_drift;
 mod execute;
 mod observe;
 mod power;
@@ -71,7 +72,8 @@ pub use capacity::{ServerView, resources_json};
 use claims::Created;
 pub use controller::{CONTROLLER_LEASE, ControllerPass, PassReport, StackActivation, Woken};
 pub use delete::DeleteOptions;
-pub use drift::{DriftKind, DriftReport, Healing, OrphanService, StackDrift};
+pub use drift::{DriftKind, DriftOptions, DriftReport, Healing, OrphanService, StackDrift};
+pub use execute::Completion;
 use execute::{Operation, Progress};
 use observe::Begun;
 use provision::service_urls;
@@ -426,13 +428,10 @@ fn invalid_state(
         stack: subject.stack.clone(),
         status: record.status.to_string(),
         action: "changed this way",
-        hint: error
-            .to_string()
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .trim_start_matches("hint: ")
-            .to_owned(),
+        remedy: Box::new(cfa_core::lifecycle::remedy_in(
+            error.from,
+            cfa_core::StackRef::new(&subject.tenant, &subject.stack),
+        )),
     }
 }
 

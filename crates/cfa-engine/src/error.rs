@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use cfa_coolify::CoolifyError;
-use cfa_core::{AdmissionError, StackStatus};
+use cfa_core::{AdmissionError, Remedy, StackRef, StackStatus};
 use cfa_pocketbase::PocketBaseError;
 
 use crate::steps::Step;
@@ -48,12 +48,13 @@ pub enum Refusal {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("tenant `{tenant}` does not exist\nhint: `cfa tenant list` shows the tenants")]
+    #[error("tenant `{tenant}` does not exist\nhint: {}", Remedy::ListTenants)]
     UnknownTenant { tenant: String },
     #[error("template `{template}` does not exist\nhint: one of {known}")]
     UnknownTemplate { template: String, known: String },
     #[error(
-        "stack `{tenant}/{stack}` does not exist\nhint: `cfa list --tenant {tenant}` shows its stacks"
+        "stack `{tenant}/{stack}` does not exist\nhint: {}",
+        Remedy::ListStacks { tenant: tenant.clone() }
     )]
     UnknownStack { tenant: String, stack: String },
     /// A bad name or parameter: the message is the validator's (with its own hint).
@@ -66,13 +67,13 @@ pub enum EngineError {
         #[source]
         refusal: Refusal,
     },
-    #[error("stack `{tenant}/{stack}` is {status} and cannot be {action}\nhint: {hint}")]
+    #[error("stack `{tenant}/{stack}` is {status} and cannot be {action}\nhint: {remedy}")]
     InvalidState {
         tenant: String,
         stack: String,
         status: String,
         action: &'static str,
-        hint: String,
+        remedy: Box<Remedy>,
     },
     #[error("the template `{template}` renders a stack that breaks the guardrails: {message}")]
     Template { template: String, message: String },
@@ -101,8 +102,9 @@ pub enum EngineError {
         source: Box<PocketBaseError>,
     },
     #[error(
-        "stack `{tenant}/{stack}` did not become ready within {}: last Coolify status `{last_status}`, {last_probe}\nhint: check `cfa logs {tenant}/{stack}`; rerun `cfa provision` to keep waiting or `cfa delete` to give up",
-        humanize(*waited)
+        "stack `{tenant}/{stack}` did not become ready within {}: last Coolify status `{last_status}`, {last_probe}\nhint: {}",
+        humanize(*waited),
+        Remedy::ReadLogsThenRetry { stack: StackRef::new(tenant, stack) }
     )]
     NotReady {
         tenant: String,
@@ -112,7 +114,8 @@ pub enum EngineError {
         last_probe: String,
     },
     #[error(
-        "stack `{tenant}/{stack}` failed to start: {reason}\nhint: check `cfa logs {tenant}/{stack}` and the template's parameters, then rerun `cfa provision`"
+        "stack `{tenant}/{stack}` failed to start: {reason}\nhint: {}",
+        Remedy::ReadLogsThenRetry { stack: StackRef::new(tenant, stack) }
     )]
     DeployFailed { tenant: String, stack: String, reason: String },
     #[error(
@@ -138,7 +141,8 @@ pub enum EngineError {
     )]
     SlugClash { slug: String, domain: String },
     #[error(
-        "the final backup of volume `{storage}` of `{tenant}/{stack}` failed: {detail}; nothing was deleted\nhint: {hint}; then rerun `cfa delete {tenant}/{stack}`"
+        "the final backup of volume `{storage}` of `{tenant}/{stack}` failed: {detail}; nothing was deleted\nhint: {}",
+        Remedy::FixThenDelete { stack: StackRef::new(tenant, stack), detail: hint.clone() }
     )]
     FinalBackup { tenant: String, stack: String, storage: String, detail: String, hint: String },
     /// A test's failpoint stopped the engine after `step`, as a crash would.
@@ -164,6 +168,29 @@ fn humanize(duration: Duration) -> String {
 }
 
 impl EngineError {
+    /// What to do about it, as data each front end words (the CLI as its command lines, the
+    /// JSON API as an action); the error's own text words it neutrally.
+    pub fn remedy(&self) -> Option<Remedy> {
+        let stack_ref = |tenant: &str, stack: &str| StackRef::new(tenant, stack);
+        match self {
+            EngineError::UnknownTenant { .. } => Some(Remedy::ListTenants),
+            EngineError::UnknownStack { tenant, .. } => {
+                Some(Remedy::ListStacks { tenant: tenant.clone() })
+            }
+            EngineError::InvalidState { remedy, .. } => Some(Remedy::clone(remedy)),
+            EngineError::NotReady { tenant, stack, .. }
+            | EngineError::DeployFailed { tenant, stack, .. } => {
+                Some(Remedy::ReadLogsThenRetry { stack: stack_ref(tenant, stack) })
+            }
+            EngineError::FinalBackup { tenant, stack, hint, .. } => Some(Remedy::FixThenDelete {
+                stack: stack_ref(tenant, stack),
+                detail: hint.clone(),
+            }),
+            EngineError::Refused { refusal: Refusal::Admission(error), .. } => error.remedy(),
+            _ => None,
+        }
+    }
+
     pub fn class(&self) -> ErrorClass {
         match self {
             EngineError::UnknownTenant { .. }
@@ -274,7 +301,7 @@ impl Subject {
                 Intent::Upgrade { .. } => "upgraded",
                 Intent::Delete { .. } => "deleted",
             },
-            hint: refusal.reason.hint().to_owned(),
+            remedy: Box::new(refusal.reason.remedy(StackRef::new(&self.tenant, &self.stack))),
         }
     }
 

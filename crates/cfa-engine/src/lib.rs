@@ -23,7 +23,7 @@ pub use engine::{
     ProvisionDryRun, ProvisionRequest, Reconciled, SecretsTakeEffect, StackActivation, StackDrift,
     StackHealth, StackOutcome, TenantRequestError, Woken,
 };
-pub use engine::{Cadence, GIVE_UP_AFTER, PassFocus, Waiting};
+pub use engine::{Cadence, Completion, DriftOptions, GIVE_UP_AFTER, PassFocus, Waiting};
 pub use engine::{
     PlanChange, ServerView, TenantCreated, TenantRequest, resources_json, stack_json, tenant_json,
 };

@@ -16,7 +16,7 @@ mod upgrade;
 
 use std::fmt;
 
-use cfa_core::StackStatus;
+use cfa_core::{Remedy, StackRef, StackStatus};
 
 pub use calls::{Api, PlannedCall, calls_of_step, observation_calls};
 
@@ -93,17 +93,13 @@ pub enum Refused {
 }
 
 impl Refused {
-    /// What the operator can do about it, in the CLI's words.
-    pub fn hint(self) -> &'static str {
+    /// What can be done about it, as data each front end words.
+    pub fn remedy(self, stack: StackRef) -> Remedy {
         match self {
-            Refused::NoRecord => "`cfa list --tenant <tenant>` shows its stacks",
-            Refused::NotDeployed => {
-                "a pending stack is deployed by `cfa provision` or the controller"
-            }
-            Refused::Deploying => "wait for the deploy to finish, or run `cfa status` to see it",
-            Refused::Suspended => "resume it first (`cfa resume`)",
-            Refused::Failed => "a failed stack is deployed again with `cfa provision`",
-            Refused::NoService => "it has no Coolify service; run `cfa provision` to create it",
+            Refused::NoRecord => Remedy::ListStacks { tenant: stack.tenant },
+            Refused::NotDeployed | Refused::Failed | Refused::NoService => Remedy::Deploy { stack },
+            Refused::Deploying => Remedy::AwaitDeploy { stack },
+            Refused::Suspended => Remedy::Resume { stack },
         }
     }
 }

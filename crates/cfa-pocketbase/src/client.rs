@@ -356,7 +356,7 @@ impl PocketBaseClient {
                 "tenant_by_slug",
                 PocketBaseErrorKind::Ambiguous,
                 format!(
-                    "more than one tenant has the slug `{}`; nothing is done for any of them until the slugs are made unique (`cfa pb check` reports it)",
+                    "more than one tenant has the slug `{}`; nothing is done for any of them until the slugs are made unique (the PocketBase schema check reports it)",
                     slug.escape_debug()
                 ),
             )),

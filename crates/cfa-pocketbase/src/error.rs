@@ -140,7 +140,7 @@ impl PocketBaseError {
                 "the call needs a superuser, or a setting that is off (e.g. batch)"
             }
             PocketBaseErrorKind::NotFound => {
-                "the record does not exist or the caller may not see it; `cfa pb check` tells whether the collections exist"
+                "the record does not exist or the caller may not see it; the PocketBase schema check tells whether the collections exist"
             }
             PocketBaseErrorKind::StackLimitReached => {
                 "the tenant's max_stacks is used up: delete a stack, or raise max_stacks/plan_tier as the operator"
@@ -154,13 +154,13 @@ impl PocketBaseError {
             PocketBaseErrorKind::Server => "see PocketBase's log; a hook may have failed",
             PocketBaseErrorKind::Transport => "is PocketBase running at CFA_PB_URL?",
             PocketBaseErrorKind::Decode => {
-                "is CFA_PB_URL a PocketBase 0.40 server, migrated with `cfa pb install`?"
+                "is CFA_PB_URL a PocketBase 0.40 server, with the platform's migrations installed?"
             }
             PocketBaseErrorKind::SecretInConfig { .. } => {
                 "secrets go to Coolify's environment, never into PocketBase's `config`"
             }
             PocketBaseErrorKind::Ambiguous => {
-                "give each tenant its own slug in PocketBase, then `cfa pb install` adds the unique index"
+                "give each tenant its own slug in PocketBase, then installing the platform's migrations adds the unique index"
             }
             PocketBaseErrorKind::Stale => {
                 "someone changed the record meanwhile; read it again and decide again"

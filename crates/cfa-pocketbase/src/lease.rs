@@ -63,7 +63,7 @@ impl PocketBaseClient {
             PocketBaseError::new(
                 "lease_acquire",
                 PocketBaseErrorKind::Decode,
-                format!("unexpected lease answer: {answer}\nhint: run `cfa pb install` and restart PocketBase (the lease route is in pb_hooks/cfa_leases.pb.js)"),
+                format!("unexpected lease answer: {answer}\nhint: install the platform's PocketBase migrations and hooks, then restart PocketBase (the lease route is in pb_hooks/cfa_leases.pb.js)"),
             )
         })
     }

@@ -2,7 +2,8 @@
 //!
 //! - [`PocketBaseClient`]: login (superuser for the engine, user for a tenant's view) with
 //!   token refresh; tenants, agent_stacks (typed filters, paging, expand), audit_log, and a
-//!   realtime subscription to stack changes ([`StackSubscription`]).
+//!   realtime subscription to stack changes ([`StackSubscription`]); the monitor's incident
+//!   tracks, incidents and alert outbox.
 //! - [`schema`]: our migrations and hooks (`pocketbase/`), `install` into a PocketBase
 //!   directory, and `check` of a live instance for drift.
 //! - `testing` (cargo feature): starts the real PocketBase binary for tests.
@@ -10,6 +11,7 @@
 mod client;
 mod error;
 mod filter;
+mod incidents;
 mod lease;
 mod realtime;
 pub mod schema;
@@ -22,6 +24,7 @@ mod users;
 pub use client::{ListOptions, MAX_PER_PAGE, Password, PocketBaseClient};
 pub use error::{FieldError, PocketBaseError, PocketBaseErrorKind};
 pub use filter::{AuditQuery, StackFilter, quote};
+pub use incidents::{IncidentRecord, IncidentStatus, NewIncident, OutboxEntry, StoredTrack};
 pub use lease::{Lease, LeaseRecord};
 pub use realtime::{StackChange, StackSubscription};
 pub use types::{

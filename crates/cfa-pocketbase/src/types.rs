@@ -257,21 +257,21 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn optional_text(&self, field: &str) -> Result<Option<String>, PocketBaseError> {
+    pub(crate) fn optional_text(&self, field: &str) -> Result<Option<String>, PocketBaseError> {
         self.text(field).map(|text| Some(text).filter(|text| !text.is_empty()))
     }
 
-    fn date(&self, field: &str) -> Result<Option<Timestamp>, PocketBaseError> {
+    pub(crate) fn date(&self, field: &str) -> Result<Option<Timestamp>, PocketBaseError> {
         let text = self.text(field)?;
         parse_pocketbase_date(&text)
             .map_err(|source| self.error(field, "a date").with_source(source))
     }
 
-    fn required_date(&self, field: &str) -> Result<Timestamp, PocketBaseError> {
+    pub(crate) fn required_date(&self, field: &str) -> Result<Timestamp, PocketBaseError> {
         self.date(field)?.ok_or_else(|| self.error(field, "a date"))
     }
 
-    fn json(&self, field: &str) -> Value {
+    pub(crate) fn json(&self, field: &str) -> Value {
         self.record.get(field).cloned().unwrap_or(Value::Null)
     }
 }
@@ -305,8 +305,10 @@ pub(crate) fn tenant_from_record(
             .map(|value| value as u32)
             .ok_or_else(|| fields.error("max_stacks", "a count"))?,
         _ => {
-            return Err(fields
-                .error("max_stacks", "a number (run `cfa pb install` and restart PocketBase)"));
+            return Err(fields.error(
+                "max_stacks",
+                "a number (install the platform's migrations, then restart PocketBase)",
+            ));
         }
     };
     let plan_text = fields.text("plan_tier")?;

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::format_err;
 use cfa_core::Backoff;
 use cfa_engine::{
-    Backoffs, Cadence, ControllerPass, PassFocus, PassReport, Reconciled, StackActivation, Woken,
+    Backoffs, Cadence, Completion, ControllerPass, PassFocus, PassReport, Reconciled,
+    StackActivation, Woken,
 };
 use clap::Args;
 use serde_json::{Value, json};
@@ -23,6 +24,8 @@ use crate::platform::{Platform, engine_error, split_stack_path};
 pub(crate) struct ReconcileArgs {
     /// The stack, `<tenant>/<stack>`.
     pub(crate) stack: String,
+    #[command(flatten)]
+    pub(crate) wait: crate::commands::stacks::WaitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -55,7 +58,11 @@ pub(crate) async fn reconcile(
     args: ReconcileArgs,
 ) -> anyhow::Result<()> {
     let (tenant, stack) = split_stack_path(&args.stack)?;
-    let reconciled = platform.engine.reconcile(&tenant, &stack).await.map_err(engine_error)?;
+    let reconciled = match args.wait.completion() {
+        Completion::Ready => platform.engine.reconcile(&tenant, &stack).await,
+        Completion::Queued => platform.engine.reconcile_once(&tenant, &stack).await,
+    };
+    let reconciled = reconciled.map_err(engine_error)?;
     match global.output {
         OutputFormat::Json => output::print_json(&reconciled.to_json(&tenant, &stack)),
         OutputFormat::Text => {

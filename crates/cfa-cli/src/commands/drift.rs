@@ -1,4 +1,4 @@
-//! `cfa drift [--remove-orphans]`: where Coolify, the records and the templates disagree
+//! `cfa drift [--remove-orphans] [--environment]`: where Coolify, the records and the templates disagree
 //! (the engine's `drift`), and who puts each right. Read-only unless `--remove-orphans`.
 
 use clap::Args;
@@ -13,6 +13,10 @@ pub(crate) struct DriftArgs {
     /// orphan_grace` (their volumes are kept); the controller does this on every full pass.
     #[arg(long)]
     pub(crate) remove_orphans: bool,
+    /// Also compare each deployed stack's variables in Coolify with its template's secret
+    /// parameters (names only, never values): one Coolify call per stack.
+    #[arg(long)]
+    pub(crate) environment: bool,
 }
 
 pub(crate) async fn drift(
@@ -20,7 +24,11 @@ pub(crate) async fn drift(
     platform: &Platform,
     args: DriftArgs,
 ) -> anyhow::Result<()> {
-    let report = platform.engine.drift(args.remove_orphans).await.map_err(engine_error)?;
+    let options = cfa_engine::DriftOptions {
+        remove_orphans: args.remove_orphans,
+        environment: args.environment,
+    };
+    let report = platform.engine.drift(options).await.map_err(engine_error)?;
     if global.output == OutputFormat::Json {
         return output::print_json(&report.to_json());
     }

@@ -12,6 +12,8 @@ pub(crate) mod stacks;
 pub(crate) mod templates;
 pub(crate) mod tenant;
 
+use cfa_engine::Completion;
+
 use crate::args::{Cli, Command};
 use crate::platform;
 use stacks::block_on_platform;
@@ -29,11 +31,13 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             stacks::provision(&global, &platform, args).await
         }),
         Command::Suspend(args) => block_on_platform(&mut global, |global, platform| async move {
-            stacks::suspend_or_resume(&global, &platform, stacks::PowerOperation::Suspend, args)
-                .await
+            let operation = stacks::PowerOperation::Suspend;
+            stacks::suspend_or_resume(&global, &platform, operation, args, Completion::Ready).await
         }),
         Command::Resume(args) => block_on_platform(&mut global, |global, platform| async move {
-            stacks::suspend_or_resume(&global, &platform, stacks::PowerOperation::Resume, args)
+            let completion = args.wait.completion();
+            let operation = stacks::PowerOperation::Resume;
+            stacks::suspend_or_resume(&global, &platform, operation, args.operation, completion)
                 .await
         }),
         Command::Upgrade(args) => block_on_platform(&mut global, |global, platform| async move {

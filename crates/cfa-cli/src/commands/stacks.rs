@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use cfa_engine::{OperationRequest, ProvisionRequest, StackOutcome};
+use cfa_engine::{Completion, OperationRequest, ProvisionRequest, StackOutcome};
 use cfa_pocketbase::{AgentStack, StackFilter, Tenant};
 use clap::Args;
 use serde_json::{Value, json};
@@ -40,6 +40,34 @@ pub(crate) struct ProvisionArgs {
     /// change nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    #[command(flatten)]
+    pub(crate) wait: WaitArgs,
+}
+
+/// `--wait` (the default) or `--no-wait`, for the operations that start containers.
+#[derive(Debug, Args)]
+pub(crate) struct WaitArgs {
+    /// Wait until the stack runs and serves, or fails (the default).
+    #[arg(long, overrides_with = "no_wait")]
+    pub(crate) wait: bool,
+    /// Return once the start is queued: the stack stays `deploying`, and the controller (or
+    /// `cfa reconcile`) finishes it; `cfa status` shows when it runs.
+    #[arg(long, overrides_with = "wait")]
+    pub(crate) no_wait: bool,
+}
+
+impl WaitArgs {
+    pub(crate) fn completion(&self) -> Completion {
+        if self.no_wait { Completion::Queued } else { Completion::Ready }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ResumeArgs {
+    #[command(flatten)]
+    pub(crate) operation: StackOperationArgs,
+    #[command(flatten)]
+    pub(crate) wait: WaitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +88,8 @@ pub(crate) struct UpgradeArgs {
     pub(crate) parameters: Vec<String>,
     #[arg(long = "param-file", value_name = "KEY=PATH")]
     pub(crate) parameter_files: Vec<String>,
+    #[command(flatten)]
+    pub(crate) wait: WaitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -141,8 +171,10 @@ pub(crate) async fn provision(
         return super::dry_run::provision(global, platform, &request).await;
     }
     let what = format!("provisioning {}/{}", request.tenant, request.stack);
-    let outcome =
-        with_progress(&what, platform.engine.provision(&request)).await.map_err(engine_error)?;
+    let completion = args.wait.completion();
+    let outcome = with_progress(&what, platform.engine.provision_with(&request, completion))
+        .await
+        .map_err(engine_error)?;
     print_outcome(global, &outcome, "provisioned")
 }
 
@@ -158,6 +190,7 @@ pub(crate) async fn suspend_or_resume(
     platform: &Platform,
     operation: PowerOperation,
     args: StackOperationArgs,
+    completion: Completion,
 ) -> anyhow::Result<()> {
     let (tenant, stack) = split_stack_path(&args.stack)?;
     let (request, progress, verb) = match operation {
@@ -172,7 +205,9 @@ pub(crate) async fn suspend_or_resume(
     let work = async {
         match operation {
             PowerOperation::Suspend => platform.engine.suspend(&tenant, &stack).await,
-            PowerOperation::Resume => platform.engine.resume(&tenant, &stack).await,
+            PowerOperation::Resume => {
+                platform.engine.resume_with(&tenant, &stack, completion).await
+            }
         }
     };
     let outcome =
@@ -194,7 +229,7 @@ pub(crate) async fn upgrade(
     }
     let outcome = with_progress(
         &format!("upgrading {tenant}/{stack}"),
-        platform.engine.upgrade(&tenant, &stack, parameters.as_ref()),
+        platform.engine.upgrade_with(&tenant, &stack, parameters.as_ref(), args.wait.completion()),
     )
     .await
     .map_err(engine_error)?;
@@ -241,7 +276,15 @@ pub(crate) async fn delete(
     }
 }
 
+/// The outcome as text or JSON. A stack left `deploying` (`--no-wait`, or readiness not there
+/// yet) says so instead of `verb`.
 fn print_outcome(global: &GlobalArgs, outcome: &StackOutcome, verb: &str) -> anyhow::Result<()> {
+    let verb = match outcome.status {
+        cfa_core::StackStatus::Deploying => {
+            "queued, not ready yet (the controller, or `cfa reconcile`, finishes it; `cfa status` shows when it runs)"
+        }
+        _ => verb,
+    };
     match global.output {
         OutputFormat::Json => output::print_json(&outcome.to_json()),
         OutputFormat::Text => {

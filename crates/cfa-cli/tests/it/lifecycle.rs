@@ -9,8 +9,8 @@ use cfa_pocketbase::testing::{SUPERUSER_EMAIL, SUPERUSER_PASSWORD, TestPocketBas
 use coolify_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use serde_json::{Value, json};
 
-const BOT_TOKEN: &str = "123456789:AAlifecycleSecretBotToken-0123456789";
-const ROUTER_KEY: &str = "sk-lifecycle-router-secret-9876543210";
+pub(crate) const BOT_TOKEN: &str = "123456789:AAlifecycleSecretBotToken-0123456789";
+pub(crate) const ROUTER_KEY: &str = "sk-lifecycle-router-secret-9876543210";
 
 /// What one `cfa` run printed and how it ended.
 pub(crate) struct Run {
@@ -42,9 +42,20 @@ impl World {
 
     /// A world whose sandbox takes `deploy_delay` for every start.
     pub(crate) async fn start_with_deploy_delay(deploy_delay: Duration) -> World {
+        World::start_with_status_lag(deploy_delay, Duration::ZERO).await
+    }
+
+    /// A world whose sandbox takes `deploy_delay` for every start and, as Coolify does,
+    /// stores container statuses only every `status_interval` (zero: at once); the engine is
+    /// told so.
+    pub(crate) async fn start_with_status_lag(
+        deploy_delay: Duration,
+        status_interval: Duration,
+    ) -> World {
         let pocketbase = TestPocketBase::start().await.unwrap();
         let sandbox = Sandbox::start(SandboxConfig {
             deploy_delay,
+            status_interval,
             delete_delay: Duration::from_millis(100),
             backup_duration: Duration::from_millis(50),
             rate_limit: 100_000,
@@ -60,12 +71,13 @@ impl World {
                 "[coolify]\nurl = \"{}\"\ntoken = \"{}\"\n\
                  [pocketbase]\nurl = \"{}\"\nemail = \"{SUPERUSER_EMAIL}\"\npassword = \"{SUPERUSER_PASSWORD}\"\n\
                  [platform]\nbase_domain = \"agents.test\"\nrouter_url = \"https://router.agents.test/v1\"\n\
-                 [engine]\npoll_interval = \"100ms\"\nstatus_lag = \"0s\"\ndeploy_timeout = \"20s\"\ndelete_grace = \"0s\"\n\
+                 [engine]\npoll_interval = \"100ms\"\nstatus_lag = \"{}ms\"\ndeploy_timeout = \"20s\"\ndelete_grace = \"0s\"\n\
                  tenant_delete_grace = \"1s\"\n\
                  [[servers]]\nuuid = \"{}\"\ncores = 12\nmemory_gb = 31\nfree_disk_gb = 24\n",
                 sandbox.base_url(),
                 sandbox.token(),
                 pocketbase.url(),
+                status_interval.as_millis(),
                 sandbox.server_uuid(),
             ),
         )

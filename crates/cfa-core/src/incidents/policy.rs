@@ -104,7 +104,7 @@ impl AlertPolicy {
             | K::StuckDeploying => at_once(4 * HOUR, flapping),
             // A lease taken over by another controller is gone for a few seconds; a minute
             // without one is an outage of the control plane.
-            K::ControllerLeaseLost => AlertPolicy {
+            K::ControllerLeaseLost | K::CoolifyUnreachable => AlertPolicy {
                 pending_for: MINUTE,
                 consecutive_failures: 1,
                 repeat_every: HOUR,

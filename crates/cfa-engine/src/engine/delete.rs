@@ -19,7 +19,7 @@ use cfa_core::plan::BackupPolicy;
 use cfa_pocketbase::{AuditOutcome, StackPatch};
 use serde_json::{Value, json};
 
-use super::{ENVIRONMENT, Engine, redact_record};
+use super::{Completion, ENVIRONMENT, Engine, redact_record};
 use crate::error::{EngineError, Subject};
 use crate::plan::Intent;
 use crate::settings::FinalBackupSettings;
@@ -72,7 +72,7 @@ impl Engine {
         }
         let mut begun = self.begin(&subject, true).await?;
         let intent = self.delete_intent(&begun.tenant);
-        self.run_planned(&subject, &mut begun, intent, None, options).await?;
+        self.run_planned(&subject, &mut begun, intent, None, options, Completion::Ready).await?;
         let before = begun.progress.record.as_ref().map_or(Value::Null, redact_record);
         let after = kept_json(&begun.progress.kept);
         self.audit(&subject, "stack.delete", before, after, AuditOutcome::Ok, None).await;

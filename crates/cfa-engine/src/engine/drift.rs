@@ -9,6 +9,10 @@
 //!   record says `stopped` (the controller stops them), or stopped while it says `running`,
 //!   and a template, plan or domain that renders differently from what the stack was deployed
 //!   with. A changed template reaches a stack only through `cfa upgrade`, never silently.
+//! - **Environment drift** (on request: one Coolify call per deployed stack): a required
+//!   secret variable that Coolify no longer holds, and variables set outside the platform.
+//!   Only the secrets are variables (everything else is in the compose, whose hash is
+//!   compared above), and their values are never compared, read out or reported: only names.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -45,6 +49,19 @@ pub enum DriftKind {
     DomainChanged,
     /// The record's parameters no longer render with its template.
     RenderFails,
+    /// A required secret parameter's variable is gone from Coolify, or empty.
+    SecretMissing,
+    /// Coolify holds variables the platform did not set (Coolify's UI, another tool).
+    EnvironmentExtra,
+}
+
+/// What `cfa drift` looks at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DriftOptions {
+    /// Delete orphans past `orphan_grace` (volumes kept), and record new ones as seen.
+    pub remove_orphans: bool,
+    /// Compare each deployed stack's variables with its template's: one Coolify call each.
+    pub environment: bool,
 }
 
 /// Who puts it right.
@@ -165,7 +182,7 @@ pub(crate) fn classify(
         match by_uuid.get(uuid) {
             None if record.delete_requested_at.is_none() => report(
                 DriftKind::ServiceMissing,
-                format!("Coolify has no service {uuid}; `cfa provision` creates it again"),
+                format!("Coolify has no service {uuid}; provisioning the stack again creates it"),
                 Healing::Operator,
             ),
             None => {}
@@ -192,15 +209,31 @@ pub(crate) fn classify(
 
 impl Engine {
     /// Drift across every stack: one list of Coolify's services, one of the records, and a
-    /// render per deployed record (no Coolify call). With `remove_orphans`, orphans past
+    /// render per deployed record (no Coolify call; with `options.environment`, one list of
+    /// variables per deployed stack). With `options.remove_orphans`, orphans past
     /// `orphan_grace` since first seen are deleted (volumes kept) and new ones recorded as seen.
-    pub async fn drift(&self, remove_orphans: bool) -> Result<DriftReport, EngineError> {
+    pub async fn drift(&self, options: DriftOptions) -> Result<DriftReport, EngineError> {
         let (records, services) = self.records_and_services().await?;
         let (mut orphans, mut drift) = classify(&records, &services);
+        let present: HashSet<&str> = services.iter().map(|service| service.uuid.as_str()).collect();
         for record in &records {
             drift.extend(self.render_drift(record));
+            let deployed = record
+                .coolify_service_uuid
+                .as_deref()
+                .filter(|uuid| present.contains(uuid))
+                .filter(|_| {
+                    record.delete_requested_at.is_none()
+                        && matches!(
+                            record.status,
+                            StackStatus::Running | StackStatus::Stopped | StackStatus::Error
+                        )
+                });
+            if let (true, Some(service_uuid)) = (options.environment, deployed) {
+                drift.extend(self.environment_drift(record, service_uuid).await?);
+            }
         }
-        let removed = self.sweep_orphans(&mut orphans, remove_orphans).await?;
+        let removed = self.sweep_orphans(&mut orphans, options.remove_orphans).await?;
         Ok(DriftReport {
             stacks_seen: records.len(),
             services_seen: services.len(),
@@ -308,7 +341,7 @@ impl Engine {
             found.push(drift(
                 DriftKind::TemplateChanged,
                 format!(
-                    "template `{}` or the plan now renders another compose{}; `cfa upgrade {}/{}` applies it",
+                    "template `{}` or the plan now renders another compose{}; an upgrade of `{}/{}` applies it",
                     record.template,
                     if recorded.limits != rendered.limits { " with other limits" } else { "" },
                     tenant.slug,

@@ -38,6 +38,18 @@ impl Operation<'_> {
     }
 }
 
+/// How far an operation that starts containers (provision, resume, upgrade) goes in one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Completion {
+    /// Until the containers run and serve, or provably do not: the CLI's default.
+    #[default]
+    Ready,
+    /// Until the start or restart is queued, readiness looked at once: a stack not ready yet
+    /// stays `deploying`, and the next activation (the controller's, or `cfa reconcile`)
+    /// finishes it.
+    Queued,
+}
+
 /// What the steps of one operation found and made so far.
 #[derive(Debug, Default)]
 pub(super) struct Progress {
@@ -148,6 +160,7 @@ impl Engine {
                     .restart_service_by_uuid(service_uuid()?, false)
                     .await
                     .map_err(|error| subject.coolify(step, error))?;
+                self.audit_restart(subject, service_uuid()?).await;
                 Ok(())
             }
             Step::WaitReady => {

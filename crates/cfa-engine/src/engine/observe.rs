@@ -165,6 +165,7 @@ impl Engine {
         intent: Intent,
         rendered: Option<&RenderedStack>,
         delete_options: DeleteOptions,
+        completion: Completion,
     ) -> Result<bool, EngineError> {
         let steps =
             plan(intent, &begun.observed).map_err(|refusal| subject.plan_refused(refusal))?;
@@ -178,7 +179,7 @@ impl Engine {
             rendered,
             preferred_server: None,
             delete_options,
-            wait: true,
+            wait: completion == Completion::Ready,
         };
         if let Err(error) = self.run_steps(&operation, &steps, progress).await {
             return Err(self.failed(&operation, progress, error).await);

@@ -12,16 +12,18 @@ impl Engine {
 
     /// Provisions a stack, or converges a half-provisioned one: idempotent, crash-safe.
     pub async fn provision(&self, request: &ProvisionRequest) -> Result<StackOutcome, EngineError> {
-        self.provision_or_prepare(request, true, true).await
+        self.provision_with(request, Completion::Ready).await
     }
 
-    /// [`Engine::provision`] that looks at readiness once instead of waiting for it: a stack
-    /// not ready yet is left `deploying` for the next activation (the controller's).
-    pub(super) async fn provision_without_waiting(
+    /// [`Engine::provision`], going as far as `completion` says: with
+    /// [`Completion::Queued`] a stack not ready yet is left `deploying` for the next
+    /// activation (the controller's).
+    pub async fn provision_with(
         &self,
         request: &ProvisionRequest,
+        completion: Completion,
     ) -> Result<StackOutcome, EngineError> {
-        self.provision_or_prepare(request, true, false).await
+        self.provision_or_prepare(request, true, completion == Completion::Ready).await
     }
 
     /// Prepares a tenant's `pending` record that still lacks secret parameters: admitted and

@@ -98,6 +98,7 @@ impl Engine {
                         Intent::KeepStopped,
                         None,
                         DeleteOptions::default(),
+                        Completion::Ready,
                     )
                     .await?;
                 let record = required(begun.progress.record.as_ref(), &subject)?;
@@ -142,10 +143,8 @@ impl Engine {
                     self.note_waiting(&subject, &record, &reason).await?;
                     return Ok(Reconciled::Waiting { reason });
                 }
-                let outcome = match wait {
-                    true => self.provision(&request).await?,
-                    false => self.provision_without_waiting(&request).await?,
-                };
+                let completion = if wait { Completion::Ready } else { Completion::Queued };
+                let outcome = self.provision_with(&request, completion).await?;
                 Ok(match outcome.status {
                     StackStatus::Deploying => Reconciled::InProgress { operation: "provision" },
                     _ => Reconciled::Acted { operation: "provision", outcome },

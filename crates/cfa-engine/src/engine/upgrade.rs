@@ -15,7 +15,18 @@ impl Engine {
         stack: &str,
         parameters: Option<&BTreeMap<String, String>>,
     ) -> Result<StackOutcome, EngineError> {
-        self.upgrade_or_restart(tenant, stack, parameters, false).await
+        self.upgrade_with(tenant, stack, parameters, Completion::Ready).await
+    }
+
+    /// [`Engine::upgrade`], going as far as `completion` says.
+    pub async fn upgrade_with(
+        &self,
+        tenant: &str,
+        stack: &str,
+        parameters: Option<&BTreeMap<String, String>>,
+        completion: Completion,
+    ) -> Result<StackOutcome, EngineError> {
+        self.upgrade_or_restart(tenant, stack, parameters, false, completion).await
     }
 
     /// Restarts a running stack so that variables changed behind the engine's back (a
@@ -26,7 +37,7 @@ impl Engine {
         tenant: &str,
         stack: &str,
     ) -> Result<StackOutcome, EngineError> {
-        self.upgrade_or_restart(tenant, stack, None, true).await
+        self.upgrade_or_restart(tenant, stack, None, true, Completion::Ready).await
     }
 
     async fn upgrade_or_restart(
@@ -35,6 +46,7 @@ impl Engine {
         stack: &str,
         parameters: Option<&BTreeMap<String, String>>,
         restart: bool,
+        completion: Completion,
     ) -> Result<StackOutcome, EngineError> {
         let subject = Subject { tenant: tenant.to_owned(), stack: stack.to_owned() };
         let mut begun = self.begin(&subject, true).await?;
@@ -54,7 +66,14 @@ impl Engine {
             compose_sha256: None,
         });
         let changed = self
-            .run_planned(&subject, &mut begun, intent, Some(&rendered), DeleteOptions::default())
+            .run_planned(
+                &subject,
+                &mut begun,
+                intent,
+                Some(&rendered),
+                DeleteOptions::default(),
+                completion,
+            )
             .await?;
         let record = required(begun.progress.record.as_ref(), &subject)?;
         Ok(outcome(&subject, record, changed))

@@ -84,15 +84,28 @@ impl Engine {
         Ok(())
     }
 
-    /// How long ago this run or an earlier one queued a start of `service_uuid`, if Coolify
-    /// cannot know about it yet: after a start its status reads `exited` until the next status
-    /// run, and Coolify answers a second start with `up --force-recreate`, a second deploy.
+    /// How long ago this run or an earlier one queued a start (or restart) of `service_uuid`,
+    /// if Coolify cannot know about it yet: after a start its status reads `exited` until the
+    /// next status run, and Coolify answers a second start with `up --force-recreate`, a
+    /// second deploy.
     pub(super) async fn recent_start(
         &self,
         subject: &Subject,
         service_uuid: &str,
     ) -> Option<Duration> {
         let settings = &self.inner.settings;
+        let (_, age) = self.last_start(subject, service_uuid).await?;
+        (age < settings.status_lag + settings.poll_interval).then_some(age)
+    }
+
+    /// The last start or restart of `service_uuid` the audit log holds, and how long ago it
+    /// was queued: what a process that did not queue it (the controller after `cfa upgrade
+    /// --no-wait`, a controller that took over) judges readiness by.
+    async fn last_start(
+        &self,
+        subject: &Subject,
+        service_uuid: &str,
+    ) -> Option<(StartKind, Duration)> {
         let query = AuditQuery {
             tenant: Some(subject.tenant.clone()),
             stack: Some(subject.stack.clone()),
@@ -108,7 +121,18 @@ impl Engine {
         }
         let age = jiff::Timestamp::now().duration_since(entry.time);
         let age = Duration::try_from(age).unwrap_or(Duration::ZERO);
-        (age < settings.status_lag + settings.poll_interval).then_some(age)
+        let kind = match entry.after.get("kind").and_then(Value::as_str) {
+            Some("restart") => StartKind::Restart,
+            _ => StartKind::Start,
+        };
+        Some((kind, age))
+    }
+
+    /// Audits a queued restart as a start of kind `restart`, so that [`Engine::recent_start`]
+    /// and another process's readiness judgement know of it.
+    pub(super) async fn audit_restart(&self, subject: &Subject, service_uuid: &str) {
+        let after = json!({ "service_uuid": service_uuid, "kind": "restart" });
+        self.audit(subject, START_ACTION, Value::Null, after, AuditOutcome::Ok, None).await;
     }
 
     /// Waits until the started (`StartKind::Start`) or restarted containers run and serve, or
@@ -187,13 +211,27 @@ impl Engine {
         queued_at: Instant,
     ) -> Result<Option<String>, EngineError> {
         let settings = &self.inner.settings;
-        let mut look = {
-            let mut looks =
-                self.inner.looks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            looks.remove(service_uuid).unwrap_or_else(|| Look {
-                watch: ReadinessWatch::new(kind, settings.status_lag + settings.poll_interval),
-                queued_at,
-            })
+        let remembered = self
+            .inner
+            .looks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(service_uuid);
+        let mut look = match remembered {
+            Some(look) => look,
+            None => {
+                // Not queued by this process, or by it before a restart of its own: the audit
+                // log says what was queued and when, so the old containers of a restart are
+                // not taken for the new ones.
+                let (kind, queued_at) = match self.last_start(subject, service_uuid).await {
+                    Some((logged, age)) if age < settings.deploy_timeout => {
+                        (logged, Instant::now().checked_sub(age).unwrap_or(queued_at))
+                    }
+                    _ => (kind, queued_at),
+                };
+                let watch = ReadinessWatch::new(kind, settings.status_lag + settings.poll_interval);
+                Look { watch, queued_at }
+            }
         };
         let status = self
             .inner

@@ -5,8 +5,10 @@
 
 use std::time::Duration;
 
+use cfa_coolify::SecretValue;
+use cfa_coolify::types::EnvironmentVariableUpsert;
 use cfa_core::{PlanTier, StackStatus};
-use cfa_engine::{DriftKind, Healing};
+use cfa_engine::{DriftKind, DriftOptions, Healing};
 use cfa_pocketbase::StackPatch;
 use serde_json::json;
 
@@ -28,7 +30,7 @@ async fn orphans_are_reported_then_removed_after_the_grace_period_and_drift_is_n
     world.pb.stack_update(&record.id, &unlink).await.unwrap();
     world.pb.stack_delete(&record.id).await.unwrap();
 
-    let report = engine.drift(false).await.unwrap();
+    let report = engine.drift(DriftOptions::default()).await.unwrap();
     assert_eq!(report.orphans.len(), 1, "{report:?}");
     assert_eq!(report.orphans[0].service_uuid, ghost_uuid);
     assert_eq!(
@@ -42,14 +44,19 @@ async fn orphans_are_reported_then_removed_after_the_grace_period_and_drift_is_n
     let mut backoffs = cfa_engine::Backoffs::new(cfa_core::Backoff::CONTROLLER);
     let pass = engine.reconcile_pass(2, &mut backoffs).await.unwrap();
     assert_eq!((pass.orphans, pass.orphans_removed.len()), (1, 0));
-    let seen = engine.drift(false).await.unwrap().orphans[0].first_seen.expect("seen");
+    let seen =
+        engine.drift(DriftOptions::default()).await.unwrap().orphans[0].first_seen.expect("seen");
     engine.reconcile_pass(2, &mut backoffs).await.unwrap();
     assert!(world.coolify.get_service_by_uuid(&ghost_uuid).await.is_ok(), "kept in its grace");
 
     // Past the grace period: removed, audited; the record's stack is untouched.
     let mut settings = world.settings.clone();
     settings.orphan_grace = Duration::ZERO;
-    let removed = world.engine_with(settings).drift(true).await.unwrap();
+    let removed = world
+        .engine_with(settings)
+        .drift(DriftOptions { remove_orphans: true, ..DriftOptions::default() })
+        .await
+        .unwrap();
     assert_eq!(removed.removed, vec![ghost_uuid.clone()]);
     assert_eq!(removed.orphans[0].first_seen, Some(seen), "the first sighting counts");
     // Coolify deletes in a queued job: gone shortly after.
@@ -87,14 +94,54 @@ async fn orphans_are_reported_then_removed_after_the_grace_period_and_drift_is_n
         ..StackPatch::default()
     };
     world.pb.stack_update(&kept.id, &older).await.unwrap();
-    let report = engine.drift(false).await.unwrap();
+    let report = engine.drift(DriftOptions::default()).await.unwrap();
     let kinds: Vec<(DriftKind, Healing)> =
         report.drift.iter().map(|drift| (drift.kind, drift.healing)).collect();
     assert!(kinds.contains(&(DriftKind::TemplateChanged, Healing::Upgrade)), "{kinds:?}");
     assert!(kinds.contains(&(DriftKind::RunsWhileStopped, Healing::Controller)), "{kinds:?}");
     // The controller stops the containers but never applies the template.
     engine.reconcile_pass(2, &mut backoffs).await.unwrap();
-    let report = engine.drift(false).await.unwrap();
+    let report = engine.drift(DriftOptions::default()).await.unwrap();
     let kinds: Vec<DriftKind> = report.drift.iter().map(|drift| drift.kind).collect();
     assert_eq!(kinds, vec![DriftKind::TemplateChanged], "{report:?}");
+}
+
+/// With `environment`, a required secret emptied in Coolify and a variable added there by hand
+/// are reported by name, for the operator; their values never appear in the report.
+#[tokio::test]
+async fn environment_drift_names_a_lost_secret_and_a_foreign_variable() {
+    let world = World::start().await;
+    world.tenant("envy", PlanTier::Team, 1).await;
+    let engine = world.engine();
+    let outcome = engine.provision(&bot_request("envy", "bot")).await.unwrap();
+    let service_uuid = outcome.service_uuid.unwrap();
+    let environment = DriftOptions { environment: true, ..DriftOptions::default() };
+    assert!(engine.drift(environment).await.unwrap().drift.is_empty(), "in step after a provision");
+
+    let by_hand = [
+        EnvironmentVariableUpsert::new(
+            "DEBUG_TOKEN".to_owned(),
+            SecretValue::new("hand-set-1234".to_owned()),
+        ),
+        EnvironmentVariableUpsert::new(
+            "ROUTER_API_KEY".to_owned(),
+            SecretValue::new(String::new()),
+        ),
+    ];
+    world.coolify.update_envs_by_service_uuid(&service_uuid, &by_hand).await.unwrap();
+    assert!(engine.drift(DriftOptions::default()).await.unwrap().drift.is_empty(), "not asked");
+    let report = engine.drift(environment).await.unwrap();
+    let found: Vec<(DriftKind, Healing)> =
+        report.drift.iter().map(|drift| (drift.kind, drift.healing)).collect();
+    assert_eq!(
+        found,
+        [
+            (DriftKind::SecretMissing, Healing::Operator),
+            (DriftKind::EnvironmentExtra, Healing::Operator)
+        ]
+    );
+    assert!(report.drift[0].detail.contains("`ROUTER_API_KEY`"), "{:?}", report.drift[0]);
+    assert!(report.drift[1].detail.contains("`DEBUG_TOKEN`"), "{:?}", report.drift[1]);
+    let json = report.to_json().to_string();
+    assert!(!json.contains("hand-set-1234") && !json.contains(crate::harness::BOT_TOKEN), "{json}");
 }

@@ -256,9 +256,14 @@ async fn a_deploy_that_never_becomes_healthy_ends_in_error_and_a_rerun_converges
     let error = world.engine_with(settings).provision(&request).await.unwrap_err();
     let message = error.to_string();
     assert!(matches!(error, EngineError::NotReady { .. }), "{message}");
-    for part in ["`stuck/bot` did not become ready", "starting", "hint:", "cfa logs stuck/bot"] {
+    for part in
+        ["`stuck/bot` did not become ready", "starting", "hint:", "read the logs of `stuck/bot`"]
+    {
         assert!(message.contains(part), "`{part}` missing from: {message}");
     }
+    // The hint as data, for each front end to word (the CLI names `cfa logs stuck/bot`).
+    let stack = cfa_core::StackRef::new("stuck", "bot");
+    assert_eq!(error.remedy(), Some(cfa_core::Remedy::ReadLogsThenRetry { stack }));
     let record = &world.stacks_of(&tenant_id).await[0];
     assert_eq!(record.status, StackStatus::Error);
     assert_eq!(record.error_message.as_deref(), Some(error.record_message().as_str()));

@@ -127,8 +127,16 @@ async fn a_sovereign_tenants_custom_ceiling_sets_its_limits() {
     assert_eq!(error.class(), ErrorClass::Refused, "{error}");
     assert!(
         error.to_string().contains("the tenant's custom ceiling is 1 CPU, 2 GB per stack")
-            && error.to_string().contains("--cpus 2 --memory-mb 3072"),
+            && error.to_string().contains("a ceiling of 2 CPU and 3072 MB per stack"),
         "{error}"
+    );
+    assert_eq!(
+        error.remedy(),
+        Some(cfa_core::Remedy::SetPlan {
+            tier: PlanTier::Sovereign,
+            cpus: Some("2".to_owned()),
+            memory_mb: Some(3072),
+        })
     );
     assert_nothing_changed(&world, &tenant_id, 0).await;
 

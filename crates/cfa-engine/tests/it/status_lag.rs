@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cfa_core::{PlanTier, StackStatus};
-use cfa_engine::{Failpoint, Injected, Step};
+use cfa_engine::{Completion, Failpoint, Injected, Reconciled, Step};
 
 use crate::harness::{World, bot_request, openclaw_request};
 
@@ -156,4 +156,56 @@ async fn a_suspend_during_the_lag_stops_the_containers_coolify_does_not_see_yet(
     world.sandbox.run_status_job().await;
     let status = world.coolify.get_service_by_uuid(&service_uuid).await.unwrap().status;
     assert!(status.starts_with("exited"), "the containers still run after a suspend: {status}");
+}
+
+/// An upgrade queued by one process (`cfa upgrade --no-wait`) is finished by another (the
+/// controller, `cfa reconcile`) that never queued anything: not before Coolify has stored the
+/// new containers' status. (The audit log tells that process it waits for a restart; this
+/// sandbox stores `exited` when its restart job stops the old containers, so the case that
+/// needs it, a stale `running:healthy` after a quick restart, is judged in
+/// `cfa_core::readiness`'s tests.)
+#[tokio::test]
+async fn another_process_finishes_a_restart_queued_without_waiting() {
+    let world = lagging_world().await;
+    world.tenant("up", PlanTier::Starter, 1).await;
+    let mut settings = world.settings.clone();
+    settings.status_lag = Duration::from_secs(1);
+    let engine = world.engine_with(settings.clone());
+    let request = bot_request("up", "bot");
+    let provision = {
+        let (engine, request) = (engine.clone(), request.clone());
+        tokio::spawn(async move { engine.provision(&request).await })
+    };
+    until_the_start_job_ended(&world).await;
+    world.sandbox.run_status_job().await;
+    assert_eq!(provision.await.unwrap().unwrap().status, StackStatus::Running);
+
+    let mut parameters = request.parameters.clone();
+    parameters.insert("model".to_owned(), "gpt-4o".to_owned());
+    let queued = engine
+        .upgrade_with("up", "bot", Some(&parameters), Completion::Queued)
+        .await
+        .expect("restart queued");
+    assert_eq!(queued.status, StackStatus::Deploying);
+    world.sandbox.wait_for_jobs().await;
+
+    let other = world.engine_with(settings);
+    let first = other.reconcile_once("up", "bot").await.unwrap();
+    assert!(
+        matches!(first, Reconciled::InProgress { .. }),
+        "ready before any status run: {first:?}"
+    );
+    // Ready once the new containers' status is stored (a status run before each look).
+    for _ in 0..100 {
+        world.sandbox.run_status_job().await;
+        match other.reconcile_once("up", "bot").await.unwrap() {
+            Reconciled::InProgress { .. } => tokio::time::sleep(Duration::from_millis(50)).await,
+            Reconciled::Acted { outcome, .. } => {
+                assert_eq!(outcome.status, StackStatus::Running);
+                return;
+            }
+            other => panic!("unexpected activation: {other:?}"),
+        }
+    }
+    panic!("the restarted stack never became ready");
 }

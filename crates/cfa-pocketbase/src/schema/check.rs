@@ -105,7 +105,7 @@ pub async fn check(
                     collection: "tenants".into(),
                     subject: "index on slug".into(),
                     expected: "a unique index on `slug` (two tenants with one slug share a Coolify project and domains)".into(),
-                    actual: "missing: find tenants sharing a slug (SELECT slug FROM tenants GROUP BY slug HAVING COUNT(*) > 1), give them distinct slugs, then `cfa pb install` and restart PocketBase".into(),
+                    actual: "missing: find tenants sharing a slug (SELECT slug FROM tenants GROUP BY slug HAVING COUNT(*) > 1), give them distinct slugs, then install the platform's migrations and restart PocketBase".into(),
                 });
             }
             for (rule, guard) in [
@@ -226,6 +226,36 @@ pub async fn check(
             compare_rules(&mut drift, "cfa_leases", &leases, [None, None, None, None, None]);
         }
     }
+
+    // The monitor's collections: superusers only, since incidents name tenants and stacks.
+    let monitor: [(&str, &[&str]); 3] = [
+        ("cfa_incident_tracks", &["key", "subject", "kind", "track"]),
+        ("cfa_incidents", &["key", "kind", "subject", "status", "opened_at", "resolved_at"]),
+        ("cfa_alert_outbox", &["channel", "message", "attempts", "delivered_at"]),
+    ];
+    for (name, fields) in monitor {
+        match client.collection_view(name).await? {
+            None => drift.push(missing_collection(name)),
+            Some(collection) => {
+                let present: Vec<&str> = collection
+                    .get("fields")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|field| field.get("name").and_then(Value::as_str))
+                    .collect();
+                for field in fields.iter().filter(|field| !present.contains(field)) {
+                    drift.push(Drift {
+                        collection: name.into(),
+                        subject: format!("field `{field}`"),
+                        expected: "present".into(),
+                        actual: "missing".into(),
+                    });
+                }
+                compare_rules(&mut drift, name, &collection, [None, None, None, None, None]);
+            }
+        }
+    }
     Ok(drift)
 }
 
@@ -234,7 +264,8 @@ fn missing_collection(name: &str) -> Drift {
         collection: name.into(),
         subject: "collection".into(),
         expected: "present".into(),
-        actual: "missing (run `cfa pb install` and restart PocketBase)".into(),
+        actual: "missing (install the platform's migrations and hooks, then restart PocketBase)"
+            .into(),
     }
 }
 

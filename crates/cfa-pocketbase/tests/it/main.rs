@@ -5,6 +5,7 @@ mod audit;
 mod client;
 mod common;
 mod config;
+mod incidents;
 mod lease;
 mod quota;
 mod rules;
