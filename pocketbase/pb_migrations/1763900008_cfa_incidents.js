@@ -8,8 +8,8 @@
 //   of cfa_core::incidents as JSON, written only when it changes, deleted once at rest again.
 // - `cfa_incidents`: one record per incident opened: `firing` until resolved, then `resolved`
 //   with its time; what `cfa alerts` lists and acknowledges.
-// - `cfa_alert_outbox`: every message owed to the channels, written before it is sent, so a
-//   crash loses none; `delivered_at` once a channel took it.
+// - `cfa_alert_outbox`: every message owed to each channel, written before it is sent, so a
+//   crash loses none; `delivered` once the channel took it, `abandoned` once given up.
 migrate((app) => {
   const superusersOnly = {
     listRule: null,
@@ -61,18 +61,24 @@ migrate((app) => {
       "CREATE INDEX `idx_cfa_incidents_opened` ON `cfa_incidents` (`opened_at`)",
     ],
   );
+  // One record per message and channel (cfa_alerts::Delivery): `delivery_id` is
+  // `<message id>:<channel>`, unique, so a message queued twice is stored once.
   create(
     "cfa_alert_outbox",
     [
+      { name: "delivery_id", type: "text", required: true, max: 300 },
       { name: "channel", type: "text", required: true, max: 100 },
-      { name: "message", type: "json", required: true, maxSize: 1048576 },
+      { name: "status", type: "select", required: true, maxSelect: 1, values: ["pending", "delivered", "abandoned"] },
       { name: "attempts", type: "number", onlyInt: true, min: 0 },
-      { name: "next_attempt_at", type: "date" },
-      { name: "delivered_at", type: "date" },
+      { name: "next_attempt_at", type: "date", required: true },
+      { name: "created_ms", type: "number", required: true, onlyInt: true },
       { name: "last_error", type: "text", max: 2000 },
-      { name: "created", type: "autodate", onCreate: true, onUpdate: false },
+      { name: "payload", type: "json", required: true, maxSize: 2097152 },
     ],
-    ["CREATE INDEX `idx_cfa_alert_outbox_due` ON `cfa_alert_outbox` (`delivered_at`, `next_attempt_at`)"],
+    [
+      "CREATE UNIQUE INDEX `idx_cfa_alert_outbox_delivery` ON `cfa_alert_outbox` (`delivery_id`)",
+      "CREATE INDEX `idx_cfa_alert_outbox_due` ON `cfa_alert_outbox` (`channel`, `status`, `created_ms`)",
+    ],
   );
 }, (app) => {
   for (const name of ["cfa_alert_outbox", "cfa_incidents", "cfa_incident_tracks"]) {

@@ -86,7 +86,9 @@ pub mod outbox;
 pub mod secret;
 pub mod signature;
 
-pub use channel::{AlertsConfigError, Channel, Retry, SendError, channels_from_config};
+pub use channel::{
+    AlertsConfigError, Channel, Retry, SendError, channels_from_config, error_chain,
+};
 pub use config::AlertsConfig;
 pub use dispatch::{AttemptOutcome, AttemptReport, ChannelReport, Dispatcher, RetryPolicy};
 pub use heartbeat::{Heartbeat, HeartbeatError};

@@ -47,6 +47,7 @@ use crate::settings::EngineSettings;
 use crate::steps::Step;
 
 mod admission;
+mod alerts;
 mod cadence;
 mod capacity;
 mod claims;
@@ -56,6 +57,8 @@ mod domains;
 mod drift;
 mod environment_drift;
 mod execute;
+mod incident_store;
+mod monitor;
 mod observe;
 mod power;
 mod provision;
@@ -67,6 +70,7 @@ mod tenants;
 mod upgrade;
 mod views;
 mod wait;
+pub use alerts::{AlertAction, AlertActionError};
 pub use cadence::{Backoffs, Cadence, GIVE_UP_AFTER, PassFocus, Waiting};
 pub use capacity::{ServerView, resources_json};
 use claims::Created;
@@ -75,6 +79,7 @@ pub use delete::DeleteOptions;
 pub use drift::{DriftKind, DriftOptions, DriftReport, Healing, OrphanService, StackDrift};
 pub use execute::Completion;
 use execute::{Operation, Progress};
+pub use monitor::{MonitorPass, MonitorReport};
 use observe::Begun;
 use provision::service_urls;
 pub use read_only::{
@@ -150,6 +155,10 @@ struct Inner {
     /// Starts looked at by activations that do not wait, by service uuid: what Coolify showed
     /// so far decides the next look (`wait::Look`).
     looks: StdMutex<HashMap<String, wait::Look>>,
+    /// The monitor's tracks as of its last pass, by key (`monitor::CachedTrack`): their
+    /// window of recent checks changes every check, and is written to PocketBase only with a
+    /// change that matters, so a steady stream costs no write.
+    tracks: StdMutex<HashMap<String, monitor::CachedTrack>>,
     admission_lock: Mutex<()>,
     /// Each server's destination for new services (one lookup per server and process).
     destinations: StdMutex<HashMap<String, Option<String>>>,
@@ -266,6 +275,7 @@ impl Engine {
                 tenant_locks: StdMutex::new(HashMap::new()),
                 stack_locks: StdMutex::new(HashMap::new()),
                 looks: StdMutex::new(HashMap::new()),
+                tracks: StdMutex::new(HashMap::new()),
                 admission_lock: Mutex::new(()),
                 destinations: StdMutex::new(HashMap::new()),
             }),

@@ -161,6 +161,11 @@ pub enum EngineError {
         "`{tenant}/{stack}` changed while `{step}` ran (its record now says `{status}`): this run stopped so as not to overwrite that\nhint: the controller carries the new request out (or reconcile the stack now)"
     )]
     Superseded { tenant: String, stack: String, step: Step, status: StackStatus },
+    /// The alert outbox could not take a message (PocketBase refused or is away).
+    #[error(
+        "cannot queue an alert: {detail}\nhint: check that PocketBase is reachable; the next monitor pass queues it again"
+    )]
+    Alerts { detail: String },
 }
 
 fn humanize(duration: Duration) -> String {
@@ -211,7 +216,8 @@ impl EngineError {
             | EngineError::FinalBackup { .. }
             | EngineError::CoolifyUnavailable { .. }
             | EngineError::Injected { .. }
-            | EngineError::Superseded { .. } => ErrorClass::Failure,
+            | EngineError::Superseded { .. }
+            | EngineError::Alerts { .. } => ErrorClass::Failure,
             EngineError::Tenancy { refusal, .. } if refusal.is_bad_request() => ErrorClass::Usage,
             EngineError::Tenancy { .. } => ErrorClass::Refused,
             EngineError::TenantRefused { reason: TenantRefusal::UnverifiedOwner, .. } => {

@@ -12,23 +12,29 @@
 
 mod engine;
 mod error;
+mod outbox;
 pub mod plan;
 mod probe;
 mod settings;
 pub mod steps;
 
 pub use engine::{
+    AlertAction, AlertActionError, Cadence, Completion, DriftOptions, GIVE_UP_AFTER, MonitorPass,
+    MonitorReport, PassFocus, Waiting,
+};
+pub use engine::{
     Backoffs, CONTROLLER_LEASE, ControllerPass, DeleteOptions, DriftKind, DriftReport,
     DryRunAdmission, Engine, Healing, OperationDryRun, OperationRequest, OrphanService, PassReport,
     ProvisionDryRun, ProvisionRequest, Reconciled, SecretsTakeEffect, StackActivation, StackDrift,
     StackHealth, StackOutcome, TenantRequestError, Woken,
 };
-pub use engine::{Cadence, Completion, DriftOptions, GIVE_UP_AFTER, PassFocus, Waiting};
 pub use engine::{
     PlanChange, ServerView, TenantCreated, TenantRequest, resources_json, stack_json, tenant_json,
 };
 pub use error::{EngineError, ErrorClass, Refusal, TenantRefusal};
+pub use outbox::PocketBaseOutbox;
 pub use settings::{
-    EngineSettings, Failpoint, FinalBackupSettings, Injected, ProbeSettings, ServerSettings,
+    EngineSettings, Failpoint, FinalBackupSettings, Injected, MonitorSettings, ProbeSettings,
+    ServerSettings,
 };
 pub use steps::Step;

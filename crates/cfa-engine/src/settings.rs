@@ -117,7 +117,36 @@ pub struct EngineSettings {
     /// Where final backups are kept; `None` refuses to delete a stack whose plan has backups
     /// unless the caller gives up its data explicitly.
     pub final_backups: Option<FinalBackupSettings>,
+    pub monitor: MonitorSettings,
     pub failpoint: Option<Failpoint>,
+}
+
+/// The health monitor: when conditions become incidents, and where their messages go.
+#[derive(Debug, Clone)]
+pub struct MonitorSettings {
+    /// Per incident kind: pending period, checks in a row, reminders, flapping.
+    pub policies: cfa_core::incidents::AlertPolicies,
+    /// The configured channels' names: each grouped message is queued once per channel, so
+    /// one channel that is down never holds the others back. None: messages are only logged.
+    pub channels: Vec<String>,
+    /// Probes in flight at once.
+    pub concurrency: usize,
+    /// A stack `deploying` longer than this is stuck.
+    pub stuck_after: Duration,
+    /// Subjects listed by name in one grouped message (the rest are counted).
+    pub listed_per_message: usize,
+}
+
+impl Default for MonitorSettings {
+    fn default() -> Self {
+        MonitorSettings {
+            policies: cfa_core::incidents::AlertPolicies::default(),
+            channels: Vec::new(),
+            concurrency: 32,
+            stuck_after: Duration::from_secs(30 * 60),
+            listed_per_message: 20,
+        }
+    }
 }
 
 /// The platform's backup store: Coolify uploads volume backups to it (the S3 storage Coolify
@@ -151,6 +180,7 @@ impl EngineSettings {
             url_origins: Vec::new(),
             platform_parameters: BTreeMap::new(),
             final_backups: None,
+            monitor: MonitorSettings::default(),
             failpoint: None,
         }
     }
@@ -173,6 +203,7 @@ impl fmt::Debug for EngineSettings {
             .field("probe", &self.probe)
             .field("url_origins", &self.url_origins)
             .field("platform_parameters", &self.platform_parameters)
+            .field("monitor", &self.monitor)
             .field("final_backups", &self.final_backups)
             .field("failpoint", &self.failpoint.as_ref().map(|_| "set"))
             .finish_non_exhaustive()

@@ -2,7 +2,7 @@
 //! incident tracks (the state machine of `cfa_core::incidents`, stored as JSON only while a
 //! stream is not at rest), incidents (one record per opening: what `cfa alerts` lists and
 //! acknowledges), and the alert outbox (every message owed to a channel, written before it is
-//! sent, so a crash loses none).
+//! sent, so a crash loses none; the engine adapts it to `cfa_alerts::Outbox`).
 
 use jiff::Timestamp;
 use reqwest::Method;
@@ -76,17 +76,20 @@ pub struct NewIncident {
     pub detail: Option<String>,
 }
 
-/// A message owed to a channel.
+/// A message owed to one channel, as stored: the delivery's JSON (`cfa_alerts::Delivery`)
+/// with the columns the queries need.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OutboxEntry {
-    pub id: String,
+pub struct OutboxRecord {
+    pub delivery_id: String,
     pub channel: String,
-    pub message: Value,
+    /// `pending`, `delivered` or `abandoned`.
+    pub status: String,
     pub attempts: u32,
-    pub next_attempt_at: Option<Timestamp>,
-    pub delivered_at: Option<Timestamp>,
+    pub next_attempt_at: Timestamp,
+    /// The delivery's creation, in milliseconds: its order in its channel.
+    pub created_ms: i64,
     pub last_error: Option<String>,
-    pub created: Timestamp,
+    pub payload: Value,
 }
 
 impl PocketBaseClient {
@@ -234,78 +237,112 @@ impl PocketBaseClient {
         incident_from_record("incident_acknowledge", &record)
     }
 
-    /// Queues `message` for `channel` (the delivery loop sends it and marks it delivered).
-    pub async fn outbox_enqueue(
+    /// Stores a delivery; one with the same `delivery_id` already stored is left as it is
+    /// (queuing is idempotent). Answers whether it was new.
+    pub async fn outbox_insert(&self, record: &OutboxRecord) -> Result<bool, PocketBaseError> {
+        let path = format!("api/collections/{OUTBOX}/records");
+        match self
+            .call_record("outbox_insert", Method::POST, &path, &[], Some(&outbox_body(record)))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(error) if is_duplicate(&error) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The pending deliveries of `channel` due at `until` (`None`: due or not), oldest first.
+    pub async fn outbox_pending(
         &self,
         channel: &str,
-        message: &Value,
-    ) -> Result<OutboxEntry, PocketBaseError> {
-        let body = json!({ "channel": channel, "message": message, "attempts": 0 });
-        let path = format!("api/collections/{OUTBOX}/records");
-        let record =
-            self.call_record("outbox_enqueue", Method::POST, &path, &[], Some(&body)).await?;
-        outbox_from_record("outbox_enqueue", &record)
-    }
-
-    /// Undelivered messages whose next attempt is due at `now`, oldest first.
-    pub async fn outbox_due(
-        &self,
-        now: Timestamp,
+        until: Option<Timestamp>,
         limit: u32,
-    ) -> Result<Vec<OutboxEntry>, PocketBaseError> {
-        let now = quote(&format_pocketbase_date(now));
-        let filter =
-            format!("delivered_at = '' && (next_attempt_at = '' || next_attempt_at <= {now})");
+    ) -> Result<Vec<OutboxRecord>, PocketBaseError> {
+        let mut filter = format!("channel = {} && status = 'pending'", quote(channel));
+        if let Some(until) = until {
+            filter.push_str(&format!(
+                " && next_attempt_at <= {}",
+                quote(&format_pocketbase_date(until))
+            ));
+        }
         let options = ListOptions {
             page: 1,
             per_page: limit.clamp(1, MAX_PER_PAGE),
-            sort: Some("@rowid".to_owned()),
+            sort: Some("created_ms,delivery_id".to_owned()),
             expand_tenant: false,
             skip_total: true,
         };
-        let (items, _) = self.list_records("outbox_due", OUTBOX, Some(filter), &options).await?;
-        items.iter().map(|record| outbox_from_record("outbox_due", record)).collect()
-    }
-
-    /// Every undelivered message (for `cfa alerts`), oldest first.
-    pub async fn outbox_pending(&self, limit: u32) -> Result<Vec<OutboxEntry>, PocketBaseError> {
-        let options = ListOptions {
-            page: 1,
-            per_page: limit.clamp(1, MAX_PER_PAGE),
-            sort: Some("@rowid".to_owned()),
-            expand_tenant: false,
-            skip_total: true,
-        };
-        let filter = Some("delivered_at = ''".to_owned());
-        let (items, _) = self.list_records("outbox_pending", OUTBOX, filter, &options).await?;
+        let (items, _) =
+            self.list_records("outbox_pending", OUTBOX, Some(filter), &options).await?;
         items.iter().map(|record| outbox_from_record("outbox_pending", record)).collect()
     }
 
-    /// A channel took the message.
-    pub async fn outbox_delivered(&self, id: &str, at: Timestamp) -> Result<(), PocketBaseError> {
-        let body = json!({ "delivered_at": format_pocketbase_date(at), "last_error": "" });
-        let path = format!("api/collections/{OUTBOX}/records/{}", path_segment(id)?);
-        self.call_record("outbox_delivered", Method::PATCH, &path, &[], Some(&body)).await?;
-        Ok(())
+    /// Every delivery not yet delivered nor abandoned, on any channel, oldest first.
+    pub async fn outbox_undelivered(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<OutboxRecord>, PocketBaseError> {
+        let options = ListOptions {
+            page: 1,
+            per_page: limit.clamp(1, MAX_PER_PAGE),
+            sort: Some("created_ms,delivery_id".to_owned()),
+            expand_tenant: false,
+            skip_total: true,
+        };
+        let filter = Some("status = 'pending'".to_owned());
+        let (items, _) = self.list_records("outbox_undelivered", OUTBOX, filter, &options).await?;
+        items.iter().map(|record| outbox_from_record("outbox_undelivered", record)).collect()
     }
 
-    /// A delivery failed: try again at `next_attempt_at`.
-    pub async fn outbox_failed(
+    /// One stored delivery by its id.
+    pub async fn outbox_view(
         &self,
-        id: &str,
-        attempts: u32,
-        next_attempt_at: Timestamp,
-        error: &str,
-    ) -> Result<(), PocketBaseError> {
-        let body = json!({
-            "attempts": attempts,
-            "next_attempt_at": format_pocketbase_date(next_attempt_at),
-            "last_error": clip(error, 2000),
-        });
+        delivery_id: &str,
+    ) -> Result<Option<OutboxRecord>, PocketBaseError> {
+        let filter = format!("delivery_id = {}", quote(delivery_id));
+        let options = ListOptions { skip_total: true, ..ListOptions::default() };
+        let (items, _) = self.list_records("outbox_view", OUTBOX, Some(filter), &options).await?;
+        items.first().map(|record| outbox_from_record("outbox_view", record)).transpose()
+    }
+
+    /// Replaces a stored delivery's state (status, attempts, next attempt, error).
+    pub async fn outbox_update(&self, record: &OutboxRecord) -> Result<(), PocketBaseError> {
+        let filter = format!("delivery_id = {}", quote(&record.delivery_id));
+        let options = ListOptions { skip_total: true, ..ListOptions::default() };
+        let (items, _) = self.list_records("outbox_update", OUTBOX, Some(filter), &options).await?;
+        let Some(id) = items.first().and_then(|item| item.get("id")).and_then(Value::as_str) else {
+            return Err(PocketBaseError::new(
+                "outbox_update",
+                crate::PocketBaseErrorKind::NotFound,
+                format!("no delivery `{}` in the outbox", record.delivery_id),
+            ));
+        };
         let path = format!("api/collections/{OUTBOX}/records/{}", path_segment(id)?);
-        self.call_record("outbox_failed", Method::PATCH, &path, &[], Some(&body)).await?;
+        self.call_record("outbox_update", Method::PATCH, &path, &[], Some(&outbox_body(record)))
+            .await?;
         Ok(())
     }
+}
+
+fn is_duplicate(error: &PocketBaseError) -> bool {
+    matches!(error.kind, crate::PocketBaseErrorKind::NotUnique { .. })
+        || error
+            .field_errors
+            .get("delivery_id")
+            .is_some_and(|field| field.code == "validation_not_unique")
+}
+
+fn outbox_body(record: &OutboxRecord) -> Value {
+    json!({
+        "delivery_id": record.delivery_id,
+        "channel": record.channel,
+        "status": record.status,
+        "attempts": record.attempts,
+        "next_attempt_at": format_pocketbase_date(record.next_attempt_at),
+        "created_ms": record.created_ms,
+        "last_error": record.last_error.as_deref().map(|error| clip(error, 2000)).unwrap_or_default(),
+        "payload": record.payload,
+    })
 }
 
 fn clip(text: &str, max_chars: usize) -> String {
@@ -355,20 +392,17 @@ fn incident_from_record(
 fn outbox_from_record(
     operation: &'static str,
     record: &Value,
-) -> Result<OutboxEntry, PocketBaseError> {
+) -> Result<OutboxRecord, PocketBaseError> {
     let fields = Fields::new(operation, OUTBOX, record)?;
-    Ok(OutboxEntry {
-        id: fields.text("id")?,
+    let number = |field: &str| fields.json(field).as_i64().unwrap_or(0);
+    Ok(OutboxRecord {
+        delivery_id: fields.text("delivery_id")?,
         channel: fields.text("channel")?,
-        message: fields.json("message"),
-        attempts: fields
-            .json("attempts")
-            .as_u64()
-            .and_then(|attempts| u32::try_from(attempts).ok())
-            .unwrap_or(0),
-        next_attempt_at: fields.date("next_attempt_at")?,
-        delivered_at: fields.date("delivered_at")?,
+        status: fields.text("status")?,
+        attempts: u32::try_from(number("attempts")).unwrap_or(0),
+        next_attempt_at: fields.required_date("next_attempt_at")?,
+        created_ms: number("created_ms"),
         last_error: fields.optional_text("last_error")?,
-        created: fields.required_date("created")?,
+        payload: fields.json("payload"),
     })
 }

@@ -24,7 +24,7 @@ mod users;
 pub use client::{ListOptions, MAX_PER_PAGE, Password, PocketBaseClient};
 pub use error::{FieldError, PocketBaseError, PocketBaseErrorKind};
 pub use filter::{AuditQuery, StackFilter, quote};
-pub use incidents::{IncidentRecord, IncidentStatus, NewIncident, OutboxEntry, StoredTrack};
+pub use incidents::{IncidentRecord, IncidentStatus, NewIncident, OutboxRecord, StoredTrack};
 pub use lease::{Lease, LeaseRecord};
 pub use realtime::{StackChange, StackSubscription};
 pub use types::{

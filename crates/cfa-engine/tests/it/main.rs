@@ -6,6 +6,7 @@ mod dry_runs;
 mod faults;
 mod harness;
 mod lifecycle;
+mod monitor;
 mod reconcile;
 mod refusals;
 mod status_lag;

@@ -231,7 +231,7 @@ pub async fn check(
     let monitor: [(&str, &[&str]); 3] = [
         ("cfa_incident_tracks", &["key", "subject", "kind", "track"]),
         ("cfa_incidents", &["key", "kind", "subject", "status", "opened_at", "resolved_at"]),
-        ("cfa_alert_outbox", &["channel", "message", "attempts", "delivered_at"]),
+        ("cfa_alert_outbox", &["delivery_id", "channel", "status", "next_attempt_at", "payload"]),
     ];
     for (name, fields) in monitor {
         match client.collection_view(name).await? {

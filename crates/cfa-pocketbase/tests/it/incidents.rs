@@ -2,7 +2,7 @@
 //! incidents opened, listed, acknowledged and resolved; the outbox's due, failed and delivered
 //! messages; and a tenant can read or write none of it.
 
-use cfa_pocketbase::{IncidentStatus, NewIncident, PocketBaseErrorKind};
+use cfa_pocketbase::{IncidentStatus, NewIncident, OutboxRecord, PocketBaseErrorKind};
 use serde_json::json;
 
 use crate::common::world;
@@ -62,18 +62,40 @@ async fn tracks_incidents_and_the_outbox_round_trip() {
     assert!(pb.track_list_all().await.unwrap().is_empty());
 
     let now = jiff::Timestamp::now();
-    let queued = pb.outbox_enqueue("webhook:ops", &json!({ "title": "1 stack unhealthy" })).await;
-    let queued = queued.unwrap();
-    assert_eq!(pb.outbox_due(now, 10).await.unwrap().len(), 1, "due at once");
+    let record = |id: &str, channel: &str, created_ms: i64| OutboxRecord {
+        delivery_id: id.to_owned(),
+        channel: channel.to_owned(),
+        status: "pending".to_owned(),
+        attempts: 0,
+        next_attempt_at: now,
+        created_ms,
+        last_error: None,
+        payload: json!({ "title": id }),
+    };
+    assert!(pb.outbox_insert(&record("m1:webhook", "webhook", 2)).await.unwrap());
+    assert!(!pb.outbox_insert(&record("m1:webhook", "webhook", 2)).await.unwrap(), "stored once");
+    assert!(pb.outbox_insert(&record("m0:webhook", "webhook", 1)).await.unwrap());
+    assert!(pb.outbox_insert(&record("m1:email", "email", 2)).await.unwrap());
+    let due = pb.outbox_pending("webhook", Some(now), 10).await.unwrap();
+    let order: Vec<&str> = due.iter().map(|entry| entry.delivery_id.as_str()).collect();
+    assert_eq!(order, ["m0:webhook", "m1:webhook"], "oldest first, this channel only");
     let later = now.checked_add(jiff::SignedDuration::from_mins(5)).unwrap();
-    pb.outbox_failed(&queued.id, 1, later, "connection refused").await.unwrap();
-    assert!(pb.outbox_due(now, 10).await.unwrap().is_empty(), "not before its next attempt");
-    let retry = pb.outbox_due(later, 10).await.unwrap();
-    assert_eq!((retry.len(), retry[0].attempts), (1, 1));
-    assert_eq!(retry[0].last_error.as_deref(), Some("connection refused"));
-    pb.outbox_delivered(&queued.id, later).await.unwrap();
-    assert!(pb.outbox_due(later, 10).await.unwrap().is_empty());
-    assert!(pb.outbox_pending(10).await.unwrap().is_empty());
+    let mut failed = due[0].clone();
+    failed.attempts = 1;
+    failed.next_attempt_at = later;
+    failed.last_error = Some("connection refused".to_owned());
+    pb.outbox_update(&failed).await.unwrap();
+    let due = pb.outbox_pending("webhook", Some(now), 10).await.unwrap();
+    assert_eq!(due.len(), 1, "not before its next attempt");
+    let waiting = pb.outbox_pending("webhook", None, 10).await.unwrap();
+    assert_eq!(
+        (waiting[0].attempts, waiting[0].last_error.as_deref()),
+        (1, Some("connection refused"))
+    );
+    let mut delivered = waiting[0].clone();
+    delivered.status = "delivered".to_owned();
+    pb.outbox_update(&delivered).await.unwrap();
+    assert_eq!(pb.outbox_undelivered(10).await.unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -84,13 +106,13 @@ async fn a_tenant_sees_and_writes_none_of_it() {
     let track = json!({ "state": "firing" });
     let key = "platform/coolify_unreachable";
     pb.track_save(None, key, &subject, "coolify_unreachable", &track).await.unwrap();
-    pb.outbox_enqueue("email:ops", &json!({ "title": "x" })).await.unwrap();
+
     let tenant = &world.a;
     // Superuser-only collections: lists answer 403 (or nothing), writes are refused.
     for listed in [
         tenant.track_list_all().await.map(|tracks| tracks.len()),
         tenant.incident_list(false, 10).await.map(|incidents| incidents.len()),
-        tenant.outbox_pending(10).await.map(|entries| entries.len()),
+        tenant.outbox_undelivered(10).await.map(|entries| entries.len()),
     ] {
         assert!(
             listed.as_ref().is_err_and(|error| error.kind == PocketBaseErrorKind::Forbidden)
@@ -98,6 +120,16 @@ async fn a_tenant_sees_and_writes_none_of_it() {
             "{listed:?}"
         );
     }
-    assert!(tenant.outbox_enqueue("email:ops", &json!({})).await.is_err());
+    let forged = OutboxRecord {
+        delivery_id: "x:email".to_owned(),
+        channel: "email".to_owned(),
+        status: "pending".to_owned(),
+        attempts: 0,
+        next_attempt_at: jiff::Timestamp::now(),
+        created_ms: 0,
+        last_error: None,
+        payload: json!({ "title": "forged" }),
+    };
+    assert!(tenant.outbox_insert(&forged).await.is_err(), "a tenant cannot queue an alert");
     assert!(tenant.track_save(None, "x", &subject, "unhealthy", &track).await.is_err());
 }

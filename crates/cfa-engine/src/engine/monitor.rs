@@ -1,0 +1,457 @@
+//! The health monitor: one pass looks at every stack from one list of Coolify's services and
+//! one probe per routed stack (bounded concurrency, each with its timeout), lets
+//! `cfa_core::monitor` say what it observes and `cfa_core::incidents` what becomes an incident,
+//! and writes only what changed: the record's health fields, the tracks of streams not at rest,
+//! incidents opened and resolved, and the grouped messages owed to each channel (the outbox).
+//! A pass where nothing changed writes nothing.
+//!
+//! Coolify not answering is one platform incident (`coolify_unreachable`), and no stack is
+//! judged or flipped for it. PocketBase not answering stops the pass with an error (nothing can
+//! be recorded; the caller's local spool is the way out).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, SystemTime};
+
+use cfa_alerts::{AlertMessage, Delivery, Outbox};
+use cfa_core::incidents::{
+    GroupedMessage, IncidentKind, IncidentSubject, IncidentTrack, Notification, Observation,
+    TrackState, group_notifications, resolve_removed, step,
+};
+use cfa_core::monitor::{StackSighting, check_stack, record_health};
+use cfa_core::{HealthVerdict, ProbeOutcome};
+use cfa_pocketbase::{NewIncident, StoredTrack};
+
+use super::incident_store::{
+    subject_from_json, subject_names, subject_to_json, timestamp, track_from_json, track_key,
+    track_to_json,
+};
+use super::*;
+
+/// What one monitor pass saw and wrote.
+#[derive(Debug, Default)]
+pub struct MonitorReport {
+    pub stacks_checked: usize,
+    /// Our HTTP probes of routed stacks.
+    pub probes: usize,
+    /// Coolify calls (one list of services, none when it did not answer).
+    pub coolify_calls: usize,
+    /// Records whose health fields changed.
+    pub record_writes: usize,
+    /// Tracks created, changed or deleted.
+    pub track_writes: usize,
+    /// Incidents opened and resolved, by key.
+    pub opened: Vec<String>,
+    pub resolved: Vec<String>,
+    /// Grouped messages queued (once per channel each).
+    pub messages: Vec<GroupedMessage>,
+    pub outbox_writes: usize,
+    /// Why Coolify could not be read, when it could not.
+    pub coolify_unreachable: Option<String>,
+    /// How many stacks got each verdict.
+    pub verdicts: BTreeMap<HealthVerdict, usize>,
+}
+
+impl MonitorReport {
+    /// PocketBase writes this pass made (0 when nothing changed).
+    pub fn writes(&self) -> usize {
+        self.record_writes
+            + self.track_writes
+            + self.opened.len()
+            + self.resolved.len()
+            + self.outbox_writes
+    }
+}
+
+/// A track as the last pass left it, and as PocketBase holds it (`None`: not stored).
+#[derive(Debug)]
+pub(super) struct CachedTrack {
+    stored: Option<IncidentTrack>,
+    current: IncidentTrack,
+}
+
+/// Whether `new` differs from `stored` in more than its window of recent checks (which moves
+/// with every check; only the process's cache follows it, and after a restart the stored
+/// window is a little old, which only delays a flapping verdict).
+fn worth_writing(stored: Option<&IncidentTrack>, new: &IncidentTrack) -> bool {
+    let at_rest = *new == IncidentTrack::new(new.kind);
+    match stored {
+        None => !at_rest,
+        Some(_) if at_rest => true,
+        Some(stored) => {
+            let mut windowless = new.clone();
+            windowless.recent_checks = stored.recent_checks;
+            windowless != *stored
+        }
+    }
+}
+
+/// One stream's track before and after a check, and what PocketBase holds of it.
+struct Change<'a> {
+    subject: &'a IncidentSubject,
+    kind: IncidentKind,
+    kept: Option<&'a StoredTrack>,
+    /// `kept`, read back (`None` also when it does not read back).
+    stored: Option<&'a IncidentTrack>,
+    old: &'a IncidentTrack,
+    new: &'a IncidentTrack,
+}
+
+/// One observation to fold into its track.
+struct Seen {
+    subject: IncidentSubject,
+    kind: IncidentKind,
+    observation: Observation,
+}
+
+/// A monitor pass, or why there was none.
+#[derive(Debug)]
+pub enum MonitorPass {
+    Ran(MonitorReport),
+    /// Another controller holds the lease (and monitors).
+    LeaseHeld {
+        holder: String,
+        remaining: Duration,
+    },
+}
+
+impl Engine {
+    /// One monitor pass under the controller lease, taken or renewed for `holder`: one process
+    /// monitors at a time, so no incident is opened twice.
+    pub async fn monitor_under_lease(
+        &self,
+        holder: &str,
+        lease_ttl: Duration,
+    ) -> Result<MonitorPass, EngineError> {
+        let all = Subject { tenant: "*".to_owned(), stack: "*".to_owned() };
+        let lease = self
+            .inner
+            .pocketbase
+            .lease_acquire(super::CONTROLLER_LEASE, holder, lease_ttl)
+            .await
+            .map_err(|error| all.pocketbase(Step::RecordRunning, error))?;
+        if !lease.acquired {
+            return Ok(MonitorPass::LeaseHeld {
+                holder: lease.holder.clone(),
+                remaining: lease.remaining(),
+            });
+        }
+        self.monitor_pass().await.map(MonitorPass::Ran)
+    }
+
+    /// One monitor pass over every stack.
+    pub async fn monitor_pass(&self) -> Result<MonitorReport, EngineError> {
+        let now = SystemTime::now();
+        let settings = &self.inner.settings;
+        let all = Subject { tenant: "*".to_owned(), stack: "*".to_owned() };
+        let pocketbase = &self.inner.pocketbase;
+        let records = pocketbase
+            .stack_list_all(&StackFilter::default(), true)
+            .await
+            .map_err(|error| all.pocketbase(Step::RecordRunning, error))?;
+        let stored = pocketbase
+            .track_list_all()
+            .await
+            .map_err(|error| all.pocketbase(Step::RecordRunning, error))?;
+        let mut report = MonitorReport { coolify_calls: 1, ..MonitorReport::default() };
+        let mut seen = Vec::new();
+        let mut verdicts: HashMap<String, Option<HealthVerdict>> = HashMap::new();
+        match self.inner.coolify.list_services().await {
+            Err(error) => {
+                let detail = format!(
+                    "Coolify's API does not answer: {}",
+                    error.to_string().lines().next().unwrap_or_default()
+                );
+                report.coolify_unreachable = Some(detail.clone());
+                seen.push(Seen {
+                    subject: IncidentSubject::Platform,
+                    kind: IncidentKind::CoolifyUnreachable,
+                    observation: Observation::holds(detail),
+                });
+            }
+            Ok(services) => {
+                seen.push(Seen {
+                    subject: IncidentSubject::Platform,
+                    kind: IncidentKind::CoolifyUnreachable,
+                    observation: Observation::clear(),
+                });
+                let statuses: HashMap<&str, &str> = services
+                    .iter()
+                    .map(|service| (service.uuid.as_str(), service.status.as_str()))
+                    .collect();
+                let probes = self.probe_routed(&records).await;
+                report.probes = probes.len();
+                for record in &records {
+                    let Some(tenant) = record.tenant.as_deref() else { continue };
+                    let probe =
+                        probes.get(&record.id).cloned().unwrap_or(ProbeOutcome::NotApplicable);
+                    let coolify_status = record
+                        .coolify_service_uuid
+                        .as_deref()
+                        .filter(|uuid| !uuid.is_empty())
+                        .and_then(|uuid| statuses.get(uuid).copied());
+                    let deploying_for = Duration::try_from(
+                        jiff::Timestamp::now().duration_since(record.updated_at),
+                    )
+                    .unwrap_or(Duration::ZERO);
+                    let check = check_stack(&StackSighting {
+                        record_status: record.status,
+                        error_message: record.error_message.as_deref(),
+                        coolify_status,
+                        probe: &probe,
+                        deploying_for,
+                        stuck_after: settings.monitor.stuck_after,
+                    });
+                    report.stacks_checked += 1;
+                    let verdict = check.judgement.as_ref().map(|judgement| judgement.verdict);
+                    if let Some(verdict) = verdict {
+                        *report.verdicts.entry(verdict).or_default() += 1;
+                    }
+                    verdicts.insert(record.id.clone(), verdict);
+                    let subject = IncidentSubject::Stack {
+                        tenant_slug: tenant.slug.clone(),
+                        stack_name: record.stack_name.clone(),
+                        record_id: record.id.clone(),
+                    };
+                    for (kind, observation) in check.observations {
+                        seen.push(Seen { subject: subject.clone(), kind, observation });
+                    }
+                }
+            }
+        }
+
+        // Decide everything first (pure), queue the messages, then write the state: a crash in
+        // between sends a message twice rather than never.
+        let mut notifications: Vec<(IncidentSubject, Notification)> = Vec::new();
+        let mut stored: HashMap<String, StoredTrack> =
+            stored.into_iter().map(|track| (track.key.clone(), track)).collect();
+        let mut firing: HashMap<String, String> = HashMap::new();
+        let mut stepped = Vec::new();
+        for Seen { subject, kind, observation } in seen {
+            let key = track_key(&subject, kind);
+            let kept = stored.remove(&key);
+            let stored_track = kept.as_ref().and_then(|kept| track_from_json(kind, &kept.track));
+            let cached = self.cached_track(&key, stored_track.as_ref());
+            let old =
+                cached.or_else(|| stored_track.clone()).unwrap_or_else(|| IncidentTrack::new(kind));
+            let (new, due) = step(old.clone(), &observation, &settings.monitor.policies, now);
+            if let (IncidentSubject::Stack { record_id, .. }, TrackState::Firing(open)) =
+                (&subject, &new.state)
+                && matches!(kind, IncidentKind::Unhealthy | IncidentKind::RestartLoop)
+            {
+                let detail = open.detail.clone().unwrap_or_else(|| kind.title().to_owned());
+                firing.entry(record_id.clone()).or_insert(detail);
+            }
+            notifications
+                .extend(due.into_iter().map(|notification| (subject.clone(), notification)));
+            stepped.push((subject, kind, key, kept, stored_track, old, new));
+        }
+        // Tracks of stacks whose record is gone: their incidents resolve as removed. Tracks of
+        // stacks not looked at this pass (Coolify away) stay as they are.
+        let present: HashSet<&str> = records.iter().map(|record| record.id.as_str()).collect();
+        let mut gone_tracks = Vec::new();
+        for (_, gone) in stored {
+            let Some(subject) = subject_from_json(&gone.subject) else { continue };
+            let IncidentSubject::Stack { record_id, .. } = &subject else { continue };
+            if present.contains(record_id.as_str()) {
+                continue;
+            }
+            let Ok(kind) = IncidentKind::parse(&gone.kind) else { continue };
+            let track =
+                track_from_json(kind, &gone.track).unwrap_or_else(|| IncidentTrack::new(kind));
+            let open_key = track.open_incident_key(&subject);
+            if let Some(notification) = resolve_removed(track, now) {
+                notifications.push((subject.clone(), notification));
+            }
+            gone_tracks.push((gone, open_key));
+        }
+
+        report.messages = group_notifications(notifications, settings.monitor.listed_per_message);
+        self.queue_messages(&report.messages, now, &mut report.outbox_writes).await?;
+
+        for (subject, kind, key, kept, stored_track, old, new) in stepped {
+            let change = Change {
+                subject: &subject,
+                kind,
+                kept: kept.as_ref(),
+                stored: stored_track.as_ref(),
+                old: &old,
+                new: &new,
+            };
+            let stored_after = self.keep_track(change, now, &mut report).await?;
+            self.cache_track(key, stored_after, new);
+        }
+        for (gone, open_key) in gone_tracks {
+            if let Some(open_key) = open_key {
+                self.resolve_incident(&open_key, now, &mut report).await?;
+            }
+            pocketbase
+                .track_delete(&gone.id)
+                .await
+                .map_err(|error| all.pocketbase(Step::RecordRunning, error))?;
+            report.track_writes += 1;
+        }
+
+        for record in &records {
+            let verdict = verdicts.get(&record.id).copied().flatten();
+            let firing = firing.get(&record.id).map(String::as_str);
+            let Some(health) =
+                record_health(record.status, record.error_message.as_deref(), verdict, firing)
+            else {
+                continue;
+            };
+            let patch = StackPatch {
+                status: Some(health.status),
+                error_message: Some(health.error_message),
+                last_health_check: Some(timestamp(now)),
+                ..StackPatch::default()
+            };
+            match pocketbase.stack_update_if(&record.id, record.updated_at, &patch).await {
+                Ok(_) => report.record_writes += 1,
+                // A tenant's request or the controller came first: the next pass judges again.
+                Err(error) if error.kind == PocketBaseErrorKind::Stale => {}
+                Err(error) => return Err(all.pocketbase(Step::RecordRunning, error)),
+            }
+        }
+
+        Ok(report)
+    }
+
+    /// Queues every message once per configured channel (idempotent by message id).
+    async fn queue_messages(
+        &self,
+        messages: &[GroupedMessage],
+        now: SystemTime,
+        writes: &mut usize,
+    ) -> Result<(), EngineError> {
+        let outbox = crate::PocketBaseOutbox::new(self.inner.pocketbase.clone());
+        for (index, message) in messages.iter().enumerate() {
+            tracing::info!(title = %message.title(), "alert");
+            let payload = AlertMessage::from_grouped(message);
+            // One millisecond apart, so a channel sends them in the order they were decided.
+            let created = now + Duration::from_millis(u64::try_from(index).unwrap_or(0));
+            for channel in &self.inner.settings.monitor.channels {
+                let delivery = Delivery::new(channel, payload.clone(), created);
+                outbox.enqueue(delivery).await.map_err(|error| EngineError::Alerts {
+                    detail: cfa_alerts::error_chain(&error),
+                })?;
+                *writes += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Probes every stack that has a URL and should serve, `monitor.concurrency` at a time:
+    /// record id -> outcome.
+    async fn probe_routed(&self, records: &[AgentStack]) -> HashMap<String, ProbeOutcome> {
+        use futures::StreamExt;
+        let settings = &self.inner.settings;
+        let routed: Vec<(&str, &str)> = records
+            .iter()
+            .filter(|record| matches!(record.status, StackStatus::Running | StackStatus::Error))
+            .filter_map(|record| {
+                let domain = record.domain.as_deref().filter(|domain| !domain.is_empty())?;
+                Some((record.id.as_str(), domain))
+            })
+            .collect();
+        futures::stream::iter(routed)
+            .map(|(id, domain)| async move {
+                (
+                    id.to_owned(),
+                    crate::probe::probe(&self.inner.http, &settings.probe, domain).await,
+                )
+            })
+            .buffer_unordered(settings.monitor.concurrency.max(1))
+            .collect()
+            .await
+    }
+
+    /// The track the last pass left, if PocketBase still holds what that pass stored.
+    fn cached_track(&self, key: &str, stored: Option<&IncidentTrack>) -> Option<IncidentTrack> {
+        let cache = self.inner.tracks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cached = cache.get(key)?;
+        (cached.stored.as_ref() == stored).then(|| cached.current.clone())
+    }
+
+    fn cache_track(&self, key: String, stored: Option<IncidentTrack>, current: IncidentTrack) {
+        let mut cache = self.inner.tracks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if stored.is_none() && current == IncidentTrack::new(current.kind) {
+            cache.remove(&key);
+        } else {
+            cache.insert(key, CachedTrack { stored, current });
+        }
+    }
+
+    /// Writes what changed about one stream: its track (deleted once at rest), and the
+    /// incident records it opened or resolved. Answers what PocketBase holds of the track now.
+    async fn keep_track(
+        &self,
+        change: Change<'_>,
+        now: SystemTime,
+        report: &mut MonitorReport,
+    ) -> Result<Option<IncidentTrack>, EngineError> {
+        let Change { subject, kind, kept, stored, old, new } = change;
+        let all = Subject { tenant: "*".to_owned(), stack: "*".to_owned() };
+        let pocketbase = &self.inner.pocketbase;
+        let failed = |error| all.pocketbase(Step::RecordRunning, error);
+        let unreadable = kept.is_some() && stored.is_none();
+        let mut stored_after = stored.cloned();
+        if unreadable || worth_writing(stored, new) {
+            let at_rest = *new == IncidentTrack::new(kind);
+            stored_after = (!at_rest).then(|| new.clone());
+            match (kept, at_rest) {
+                (Some(kept), true) => pocketbase.track_delete(&kept.id).await.map_err(failed)?,
+                (None, true) => {}
+                (kept, false) => {
+                    let key = track_key(subject, kind);
+                    let subject_json = subject_to_json(subject);
+                    let track = track_to_json(new);
+                    let id = kept.map(|kept| kept.id.as_str());
+                    pocketbase
+                        .track_save(id, &key, &subject_json, kind.as_str(), &track)
+                        .await
+                        .map_err(failed)?;
+                }
+            }
+            report.track_writes += 1;
+        }
+        let (old_key, new_key) = (old.open_incident_key(subject), new.open_incident_key(subject));
+        if old_key != new_key {
+            if let Some(old_key) = old_key {
+                self.resolve_incident(&old_key, now, report).await?;
+            }
+            if let (Some(key), Some(open)) = (new_key, new.open_incident()) {
+                let (tenant, stack) = subject_names(subject);
+                let flapping = matches!(new.state, TrackState::Flapping(_));
+                let incident = NewIncident {
+                    key: key.clone(),
+                    kind: if flapping { IncidentKind::Flapping } else { kind }.as_str().to_owned(),
+                    flapping_of: flapping.then(|| kind.as_str().to_owned()),
+                    subject: subject_to_json(subject),
+                    tenant,
+                    stack,
+                    opened_at: timestamp(open.opened_at),
+                    detail: open.detail.clone(),
+                };
+                pocketbase.incident_open(&incident).await.map_err(failed)?;
+                report.opened.push(key);
+            }
+        }
+        Ok(stored_after)
+    }
+
+    async fn resolve_incident(
+        &self,
+        key: &str,
+        now: SystemTime,
+        report: &mut MonitorReport,
+    ) -> Result<(), EngineError> {
+        let all = Subject { tenant: "*".to_owned(), stack: "*".to_owned() };
+        self.inner
+            .pocketbase
+            .incident_resolve(key, timestamp(now))
+            .await
+            .map_err(|error| all.pocketbase(Step::RecordRunning, error))?;
+        report.resolved.push(key.to_owned());
+        Ok(())
+    }
+}

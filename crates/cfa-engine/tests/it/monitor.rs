@@ -1,0 +1,216 @@
+//! The health monitor on the real PocketBase and the sandbox: a stack that turns unhealthy
+//! opens one incident once its pending checks have passed, flips its record to `error`, queues
+//! one message per channel, and resolves once with one more each when it recovers; a pass in
+//! which nothing changed writes nothing; Coolify down is one platform incident and no stack
+//! flips; 500 stacks failing at once make one grouped message per channel.
+
+use std::time::Duration;
+
+use cfa_core::incidents::{AlertPolicy, IncidentKind};
+use cfa_core::{PlanTier, StackStatus};
+use cfa_engine::Engine;
+use cfa_pocketbase::{IncidentStatus, NewStack};
+use coolify_sandbox::Fault;
+use futures::StreamExt;
+
+use crate::harness::{World, bot_request};
+
+/// An engine whose monitor queues to two channels and fires `kind` after `checks` checks.
+fn monitoring(world: &World, kind: IncidentKind, checks: u32) -> Engine {
+    let mut settings = world.settings.clone();
+    settings.monitor.channels = vec!["webhook:ops".to_owned(), "email:ops".to_owned()];
+    let mut policy = AlertPolicy::default_for(kind);
+    policy.pending_for = Duration::ZERO;
+    policy.consecutive_failures = checks;
+    settings.monitor.policies.set(kind, policy).unwrap();
+    world.engine_with(settings)
+}
+
+#[tokio::test]
+async fn an_unhealthy_stack_opens_one_incident_flips_to_error_and_resolves_once() {
+    let world = World::start().await;
+    world.tenant("mon", PlanTier::Team, 2).await;
+    let engine = monitoring(&world, IncidentKind::Unhealthy, 2);
+    let sick = engine.provision(&bot_request("mon", "bot")).await.unwrap();
+    let uuid = sick.service_uuid.clone().unwrap();
+    engine.provision(&bot_request("mon", "quiet")).await.unwrap();
+    let quiet_before = engine.stack("mon", "quiet").await.unwrap();
+
+    let calm = engine.monitor_pass().await.unwrap();
+    assert_eq!((calm.stacks_checked, calm.coolify_calls, calm.writes()), (2, 1, 0), "{calm:?}");
+
+    world.sandbox.inject(Fault::ContainerUnhealthy { service_uuid: Some(uuid), container: None });
+    let pending = engine.monitor_pass().await.unwrap();
+    assert!(pending.opened.is_empty() && pending.messages.is_empty(), "{pending:?}");
+    assert_eq!(pending.track_writes, 1, "the pending run is remembered");
+    assert_eq!(engine.stack("mon", "bot").await.unwrap().status, StackStatus::Running);
+
+    let fired = engine.monitor_pass().await.unwrap();
+    assert_eq!(fired.opened.len(), 1, "{fired:?}");
+    assert_eq!((fired.messages.len(), fired.outbox_writes), (1, 2), "one message, two channels");
+    assert!(fired.messages[0].title().contains("mon/bot"), "{}", fired.messages[0].title());
+    let record = engine.stack("mon", "bot").await.unwrap();
+    assert_eq!(record.status, StackStatus::Error);
+    let message = record.error_message.clone().unwrap_or_default();
+    assert!(message.starts_with("health: coolify reports running:unhealthy"), "{message}");
+    assert!(record.last_health_check.is_some());
+    let firing = world.pb.incident_list(true, 10).await.unwrap();
+    assert_eq!(firing.len(), 1);
+    assert_eq!((firing[0].kind.as_str(), firing[0].stack.as_deref()), ("unhealthy", Some("bot")));
+
+    let steady = engine.monitor_pass().await.unwrap();
+    assert_eq!(steady.writes(), 0, "nothing changed, nothing written: {steady:?}");
+
+    world.sandbox.clear_faults();
+    let recovered = engine.monitor_pass().await.unwrap();
+    assert_eq!((recovered.resolved.len(), recovered.record_writes), (1, 1), "{recovered:?}");
+    assert_eq!(recovered.outbox_writes, 2);
+    let record = engine.stack("mon", "bot").await.unwrap();
+    assert_eq!(record.status, StackStatus::Running);
+    assert_eq!(record.error_message, None);
+    let incident = world.pb.incident_view(&firing[0].id).await.unwrap();
+    assert_eq!(incident.status, IncidentStatus::Resolved);
+    let queued = world.pb.outbox_undelivered(10).await.unwrap();
+    let statuses: Vec<&str> =
+        queued.iter().filter_map(|entry| entry.payload["status"].as_str()).collect();
+    assert_eq!(statuses, ["firing", "firing", "resolved", "resolved"]);
+    assert!(queued.iter().all(|entry| entry.payload["incidents"][0]["stack"] == "bot"));
+
+    assert_eq!(engine.monitor_pass().await.unwrap().writes(), 0);
+    let quiet_after = engine.stack("mon", "quiet").await.unwrap();
+    assert_eq!(quiet_after.updated_at, quiet_before.updated_at, "a healthy stack is never written");
+}
+
+#[tokio::test]
+async fn coolify_down_is_one_platform_incident_and_no_stack_flips() {
+    let world = World::start().await;
+    world.tenant("down", PlanTier::Team, 1).await;
+    let engine = monitoring(&world, IncidentKind::CoolifyUnreachable, 1);
+    engine.provision(&bot_request("down", "bot")).await.unwrap();
+
+    world.sandbox.inject(Fault::ServerError { requests: 10_000, status: 503, service_uuid: None });
+    let outage = engine.monitor_pass().await.unwrap();
+    assert!(outage.coolify_unreachable.is_some(), "{outage:?}");
+    assert_eq!(outage.opened, ["platform/coolify_unreachable"]);
+    assert_eq!(outage.stacks_checked, 0);
+    assert_eq!(engine.stack("down", "bot").await.unwrap().status, StackStatus::Running);
+
+    world.sandbox.clear_faults();
+    let back = engine.monitor_pass().await.unwrap();
+    assert_eq!(back.resolved, ["platform/coolify_unreachable"]);
+    assert_eq!(back.stacks_checked, 1);
+    assert_eq!(engine.stack("down", "bot").await.unwrap().status, StackStatus::Running);
+}
+
+#[tokio::test]
+async fn five_hundred_stacks_failing_at_once_make_one_message_per_channel() {
+    const STACKS: usize = 500;
+    let world = World::start().await;
+    let tenant_id = world.tenant("storm", PlanTier::Sovereign, 510).await;
+    let engine = monitoring(&world, IncidentKind::Unhealthy, 1);
+    world.sandbox.seed_services(STACKS);
+    let services = world.coolify.list_services().await.unwrap();
+    assert_eq!(services.len(), STACKS);
+    futures::stream::iter(services.iter().enumerate())
+        .map(|(index, service)| {
+            let mut stack = NewStack::pending(&tenant_id, "telegram-bot", &format!("bot-{index}"));
+            stack.status = StackStatus::Running;
+            stack.coolify_service_uuid = Some(service.uuid.clone());
+            let pb = world.pb.clone();
+            async move { pb.stack_create(&stack).await.unwrap() }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    assert_eq!(engine.monitor_pass().await.unwrap().writes(), 0);
+
+    world.sandbox.inject(Fault::ContainerUnhealthy { service_uuid: None, container: None });
+    let storm = engine.monitor_pass().await.unwrap();
+    assert_eq!(storm.opened.len(), STACKS);
+    assert_eq!(storm.messages.len(), 1, "one grouped message");
+    assert_eq!(storm.outbox_writes, 2, "once per channel");
+    let message = &storm.messages[0];
+    assert_eq!(message.count(), STACKS);
+    assert!(message.text().contains("and 480 more"), "{}", message.text());
+}
+
+/// What the test's webhook receiver got: each body whose signature checked out.
+#[derive(Clone, Default)]
+struct Received {
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+const WEBHOOK_SECRET: &str = "monitor-test-webhook-secret";
+
+async fn receive(
+    axum::extract::State(received): axum::extract::State<Received>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).unwrap_or("");
+    let verified = cfa_alerts::signature::verify_signature(
+        WEBHOOK_SECRET.as_bytes(),
+        header(cfa_alerts::signature::TIMESTAMP_HEADER),
+        header(cfa_alerts::signature::SIGNATURE_HEADER),
+        &body,
+        std::time::SystemTime::now(),
+        cfa_alerts::signature::DEFAULT_MAX_AGE,
+    );
+    if verified.is_err() {
+        return axum::http::StatusCode::UNAUTHORIZED;
+    }
+    received.bodies.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
+    axum::http::StatusCode::NO_CONTENT
+}
+
+/// The monitor's messages go out from the PocketBase outbox: the open and then the resolve of
+/// an incident reach a webhook receiver, signed, once each, and nothing is left undelivered.
+#[tokio::test]
+async fn an_incidents_open_and_resolve_reach_a_webhook_from_the_pocketbase_outbox() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::start().await;
+    world.tenant("hook", PlanTier::Team, 1).await;
+    let received = Received::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/alerts", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route("/alerts", axum::routing::post(receive))
+        .with_state(received.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("webhook.secret");
+    std::fs::write(&secret_file, WEBHOOK_SECRET).unwrap();
+    std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config: cfa_alerts::AlertsConfig = toml::from_str(&format!(
+        "[[webhook]]\nname = \"ops\"\nurl = \"{url}\"\nsecret_file = \"{}\"\n",
+        secret_file.display()
+    ))
+    .unwrap();
+    let channels = cfa_alerts::channels_from_config(&config).unwrap();
+    let outbox = cfa_engine::PocketBaseOutbox::new(world.pb.clone());
+    let dispatcher =
+        cfa_alerts::Dispatcher::new(channels, outbox, cfa_alerts::RetryPolicy::default());
+
+    let mut settings = world.settings.clone();
+    settings.monitor.channels = vec!["ops".to_owned()];
+    let mut policy = AlertPolicy::default_for(IncidentKind::Unhealthy);
+    policy.pending_for = Duration::ZERO;
+    policy.consecutive_failures = 1;
+    settings.monitor.policies.set(IncidentKind::Unhealthy, policy).unwrap();
+    let engine = world.engine_with(settings);
+    let uuid = engine.provision(&bot_request("hook", "bot")).await.unwrap().service_uuid.unwrap();
+
+    world.sandbox.inject(Fault::ContainerUnhealthy { service_uuid: Some(uuid), container: None });
+    assert_eq!(engine.monitor_pass().await.unwrap().outbox_writes, 1);
+    dispatcher.deliver_due().await;
+    world.sandbox.clear_faults();
+    assert_eq!(engine.monitor_pass().await.unwrap().outbox_writes, 1);
+    dispatcher.deliver_due().await;
+
+    let bodies = received.bodies.lock().unwrap().clone();
+    let statuses: Vec<&str> = bodies.iter().filter_map(|body| body["status"].as_str()).collect();
+    assert_eq!(statuses, ["firing", "resolved"], "{bodies:?}");
+    assert_eq!(bodies[0]["incidents"][0]["stack"], "bot");
+    assert_eq!(bodies[0]["incidents"][0]["kind"], "unhealthy");
+    assert!(world.pb.outbox_undelivered(10).await.unwrap().is_empty(), "all delivered");
+}
