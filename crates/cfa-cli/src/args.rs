@@ -81,6 +81,11 @@ pub(crate) enum Command {
     Reconcile(crate::commands::controller::ReconcileArgs),
     /// Carry out what every stack's record asks for, every --interval-seconds (or --once).
     Controller(crate::commands::controller::ControllerArgs),
+    /// Health passes over every stack (incidents, alerts), every [monitor] interval or --once.
+    Monitor(crate::commands::monitor::MonitorArgs),
+    /// Incidents: list, acknowledge, silence.
+    #[command(subcommand)]
+    Alerts(crate::commands::monitor::AlertsCommand),
     /// Where Coolify, the records and the templates disagree: orphans and drift.
     Drift(crate::commands::drift::DriftArgs),
     /// Run the platform: the HTTP server (health, the tenant API) and the controller.

@@ -50,6 +50,43 @@ pub(crate) struct ConfigFile {
     /// Capacity of each Coolify server stacks may be placed on.
     #[serde(default)]
     pub(crate) servers: Vec<ServerSection>,
+    /// The health monitor's timing and per-kind alert policies.
+    #[serde(default)]
+    pub(crate) monitor: MonitorSection,
+    /// Where alerts go (webhook, Telegram, e-mail), the heartbeat, delivery retries: the
+    /// shape is `cfa_alerts::AlertsConfig`'s.
+    pub(crate) alerts: Option<cfa_alerts::AlertsConfig>,
+}
+
+/// `[monitor]`: how often it looks, and when a condition becomes an incident.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MonitorSection {
+    /// Between two monitor passes of `cfa controller` and `cfa serve`, e.g. "30s" (default).
+    #[serde(default, with = "optional_duration")]
+    pub(crate) interval: Option<Duration>,
+    /// Probes in flight at once (default 32).
+    pub(crate) concurrency: Option<usize>,
+    /// A stack `deploying` longer than this is stuck, e.g. "30m" (default).
+    #[serde(default, with = "optional_duration")]
+    pub(crate) stuck_after: Option<Duration>,
+    /// Per incident kind (`unhealthy`, `oom_killed`, ...): `pending`, `checks`, `repeat`.
+    #[serde(default)]
+    pub(crate) kinds: std::collections::BTreeMap<String, KindSection>,
+}
+
+/// `[monitor.kinds.<kind>]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KindSection {
+    /// How long the condition must hold before the incident opens, e.g. "60s".
+    #[serde(default, with = "optional_duration")]
+    pub(crate) pending: Option<Duration>,
+    /// Failed checks in a row before it opens.
+    pub(crate) checks: Option<u32>,
+    /// Reminders while open, e.g. "4h" ("0s": none).
+    #[serde(default, with = "optional_duration")]
+    pub(crate) repeat: Option<Duration>,
 }
 
 /// The S3 bucket Coolify's volume backups upload to, as cfa reaches it itself.
@@ -211,13 +248,17 @@ impl Config {
         check_ownership(path)?;
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("failed to read the configuration `{}`", path.display()))?;
-        let file: ConfigFile = toml::from_str(&text).map_err(|error| {
+        let mut file: ConfigFile = toml::from_str(&text).map_err(|error| {
             crate::exit::usage(anyhow::format_err!(
                 "the configuration `{}` is not valid: {}\nhint: the README's Configuration section lists every key",
                 path.display(),
                 error.message()
             ))
         })?;
+        // Secret files and the spool named relative to cfa.toml are found next to it.
+        let base = path.parent().filter(|parent| !parent.as_os_str().is_empty());
+        file.alerts =
+            file.alerts.map(|alerts| alerts.with_base_dir(base.unwrap_or(Path::new("."))));
         Ok(Config { file, source: Some(path.to_owned()) })
     }
 

@@ -90,6 +90,7 @@ pub(crate) fn engine_settings(
         engine_settings.probe_interval = interval;
     }
     engine_settings.final_backups = config.final_backups()?;
+    engine_settings.monitor = monitor_settings(config)?;
     engine_settings.url_origins = config.url_origins();
     if let Some(router_url) = config.router_url() {
         engine_settings.platform_parameters.insert("router_base_url".to_owned(), router_url);
@@ -189,4 +190,40 @@ fn eprint_progress(text: &str) {
     let mut stderr = std::io::stderr().lock();
     let _ = stderr.write_all(text.as_bytes());
     let _ = stderr.flush();
+}
+
+/// The monitor's settings from `[monitor]`, and the channels `[alerts]` names.
+fn monitor_settings(config: &Config) -> anyhow::Result<cfa_engine::MonitorSettings> {
+    use cfa_core::incidents::IncidentKind;
+    let section = &config.file.monitor;
+    let mut monitor = cfa_engine::MonitorSettings::default();
+    if let Some(concurrency) = section.concurrency {
+        monitor.concurrency = concurrency.clamp(1, 1024);
+    }
+    if let Some(stuck_after) = section.stuck_after {
+        monitor.stuck_after = stuck_after;
+    }
+    for (name, kind_section) in &section.kinds {
+        let kind = IncidentKind::parse(name)
+            .map_err(|error| exit::usage(anyhow::format_err!("[monitor.kinds.{name}]: {error}")))?;
+        let mut policy = monitor.policies.get(kind);
+        if let Some(pending) = kind_section.pending {
+            policy.pending_for = pending;
+        }
+        if let Some(checks) = kind_section.checks {
+            policy.consecutive_failures = checks.max(1);
+        }
+        if let Some(repeat) = kind_section.repeat {
+            policy.repeat_every = repeat;
+        }
+        monitor
+            .policies
+            .set(kind, policy)
+            .map_err(|error| exit::usage(anyhow::format_err!("[monitor.kinds.{name}]: {error}")))?;
+    }
+    if let Some(alerts) = &config.file.alerts {
+        monitor.channels = alerts.channel_names().into_iter().map(str::to_owned).collect();
+        monitor.listed_per_message = alerts.max_listed();
+    }
+    Ok(monitor)
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::format_err;
 use cfa_core::Backoff;
 use cfa_engine::{
-    Backoffs, Cadence, Completion, ControllerPass, PassFocus, PassReport, Reconciled,
+    Backoffs, Cadence, Completion, ControllerPass, MonitorPass, PassFocus, PassReport, Reconciled,
     StackActivation, Woken,
 };
 use clap::Args;
@@ -79,17 +79,9 @@ pub(crate) async fn controller(
     run_passes(global, platform, &args.passes, args.once).await
 }
 
-/// Passes until Ctrl-C (or one pass with `once`), each under the lease, woken early by
-/// PocketBase's realtime events.
-pub(crate) async fn run_passes(
-    global: &GlobalArgs,
-    platform: &Platform,
-    args: &PassArgs,
-    once: bool,
-) -> anyhow::Result<()> {
-    let concurrency = usize::try_from(args.concurrency).unwrap_or(4);
-    let lease = Duration::from_secs(args.lease_seconds);
-    let holder = format!(
+/// Who holds the controller lease: `<host>:<pid>`.
+pub(crate) fn holder_name() -> String {
+    format!(
         "{}:{}",
         std::env::var("HOSTNAME")
             .ok()
@@ -98,7 +90,59 @@ pub(crate) async fn run_passes(
             .filter(|name| !name.is_empty())
             .unwrap_or_else(|| "cfa".to_owned()),
         std::process::id()
-    );
+    )
+}
+
+/// Passes until Ctrl-C (or one pass with `once`), each under the lease, woken early by
+/// PocketBase's realtime events. Between them, a monitor pass every `[monitor] interval`;
+/// beside them, the alert dispatcher and the heartbeat.
+pub(crate) async fn run_passes(
+    global: &GlobalArgs,
+    platform: &Platform,
+    args: &PassArgs,
+    once: bool,
+) -> anyhow::Result<()> {
+    if once {
+        return pass_loop(global, platform, args, true).await;
+    }
+    let dispatcher = super::monitor::dispatcher(&platform.config, platform)?;
+    let heartbeat = super::monitor::heartbeat(&platform.config)?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stopped| *stopped).await;
+        }
+    };
+    let passes = async {
+        let result = pass_loop(global, platform, args, false).await;
+        let _ = stop.send(true);
+        result
+    };
+    let delivering = async {
+        if let Some(dispatcher) = &dispatcher {
+            dispatcher.run(until_stopped()).await;
+        }
+    };
+    let beating = async {
+        if let Some(heartbeat) = &heartbeat {
+            heartbeat.run(until_stopped()).await;
+        }
+    };
+    let (result, (), ()) = tokio::join!(passes, delivering, beating);
+    result
+}
+
+/// The controller's passes (and, unless `once`, the monitor's between them).
+async fn pass_loop(
+    global: &GlobalArgs,
+    platform: &Platform,
+    args: &PassArgs,
+    once: bool,
+) -> anyhow::Result<()> {
+    let concurrency = usize::try_from(args.concurrency).unwrap_or(4);
+    let lease = Duration::from_secs(args.lease_seconds);
+    let holder = holder_name();
     let engine = &platform.engine;
     let mut backoffs = Backoffs::new(Backoff::CONTROLLER);
     let mut subscription = None;
@@ -108,6 +152,9 @@ pub(crate) async fn run_passes(
     let interval = Duration::from_secs(args.interval_seconds);
     let follow_up = engine.settings().poll_interval;
     let mut cadence = Cadence::new(interval, follow_up, Instant::now());
+    let monitor_interval =
+        platform.config.file.monitor.interval.unwrap_or(super::monitor::DEFAULT_INTERVAL);
+    let mut next_monitor = Instant::now();
     // What the next pass goes over: the record a realtime event named, else what the cadence
     // says is due (the resync, or the deploys under way).
     let mut event: Option<Box<cfa_pocketbase::AgentStack>> = None;
@@ -154,9 +201,20 @@ pub(crate) async fn run_passes(
                 cadence.passed(&focus, &report, now);
             }
         }
+        if Instant::now() >= next_monitor {
+            next_monitor = Instant::now() + monitor_interval;
+            match engine.monitor_under_lease(&holder, lease).await.map_err(engine_error) {
+                Ok(MonitorPass::Ran(report)) => super::monitor::print_report(global, &report)?,
+                // The other controller monitors as well as it reconciles.
+                Ok(MonitorPass::LeaseHeld { .. }) => {}
+                Err(error) => tracing::warn!(error = %error, "monitor pass failed"),
+            }
+        }
         // A record that asks for something wakes the next pass at once; otherwise the cadence
-        // says when the next one is due.
-        let wait = cadence.wait(Instant::now());
+        // (or the monitor) says when the next one is due.
+        let wait = cadence
+            .wait(Instant::now())
+            .min(next_monitor.saturating_duration_since(Instant::now()));
         tokio::select! {
             woken = engine.wait_for_request(&mut subscription, wait) => match woken {
                 Woken::Request(record) => event = Some(record),

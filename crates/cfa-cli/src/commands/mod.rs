@@ -4,6 +4,7 @@ pub(crate) mod controller;
 pub(crate) mod demo;
 pub(crate) mod drift;
 pub(crate) mod dry_run;
+pub(crate) mod monitor;
 pub(crate) mod ops;
 pub(crate) mod pb;
 pub(crate) mod plans;
@@ -65,6 +66,12 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             let config = platform::load_config(&mut global)?;
             platform::runtime()?.block_on(ops::doctor(&global, config))
         }
+        Command::Monitor(args) => block_on_platform(&mut global, |global, platform| async move {
+            monitor::monitor(&global, &platform, args).await
+        }),
+        Command::Alerts(command) => block_on_platform(&mut global, |global, platform| async move {
+            monitor::alerts(&global, &platform, command).await
+        }),
         Command::Reconcile(args) => block_on_platform(&mut global, |global, platform| async move {
             controller::reconcile(&global, &platform, args).await
         }),

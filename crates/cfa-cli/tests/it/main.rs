@@ -2,6 +2,7 @@
 
 mod controller;
 mod lifecycle;
+mod monitor;
 mod no_wait;
 mod serve;
 mod support;
