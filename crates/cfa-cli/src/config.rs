@@ -178,6 +178,9 @@ pub(crate) struct ServerSection {
     pub(crate) cpu_overcommit: Option<f64>,
     pub(crate) memory_overcommit: Option<f64>,
     pub(crate) disk_overcommit: Option<f64>,
+    /// The secret this server's host agent signs its reports with (a file only you can read;
+    /// the same bytes on the server). Without it, `cfa serve` takes no reports from it.
+    pub(crate) agent_secret_file: Option<PathBuf>,
 }
 
 mod optional_duration {
@@ -257,9 +260,31 @@ impl Config {
         })?;
         // Secret files and the spool named relative to cfa.toml are found next to it.
         let base = path.parent().filter(|parent| !parent.as_os_str().is_empty());
-        file.alerts =
-            file.alerts.map(|alerts| alerts.with_base_dir(base.unwrap_or(Path::new("."))));
+        let base = base.unwrap_or(Path::new("."));
+        file.alerts = file.alerts.map(|alerts| alerts.with_base_dir(base));
+        for server in &mut file.servers {
+            if let Some(secret) =
+                server.agent_secret_file.as_mut().filter(|path| path.is_relative())
+            {
+                *secret = base.join(&*secret);
+            }
+        }
         Ok(Config { file, source: Some(path.to_owned()) })
+    }
+
+    /// Each server's host agent secret, by server uuid.
+    pub(crate) fn agent_secrets(
+        &self,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, Vec<u8>>> {
+        let mut secrets = std::collections::BTreeMap::new();
+        for server in &self.file.servers {
+            let Some(path) = &server.agent_secret_file else { continue };
+            let secret = cfa_host_agent::AgentSecret::from_file(path)
+                .map_err(|error| crate::exit::usage(anyhow::Error::new(error)))
+                .with_context(|| format!("[[servers]] `{}`: agent_secret_file", server.uuid))?;
+            secrets.insert(server.uuid.clone(), secret.expose().to_vec());
+        }
+        Ok(secrets)
     }
 
     fn required(

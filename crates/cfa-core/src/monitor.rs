@@ -185,6 +185,65 @@ pub fn record_health(
     }
 }
 
+/// What a host agent reported about one of the stack's containers since the last check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostSighting {
+    /// The kernel's OOM killer killed a process of the container.
+    OomKilled { container: String },
+    /// The container's main process ended with this code.
+    Died { container: String, exit_code: i64 },
+}
+
+/// OOM kills and unexpected exits from the host agents' events since the last check: an OOM
+/// kill is one whatever the record says; an exit is unexpected only on a stack that should run
+/// (a stop or a restart's exit while `deploying` or `stopped` is asked for), and not when an
+/// OOM kill explains it (exit 137 after `oom`), nor a clean stop (0, or 143 for SIGTERM).
+/// Both clear once the stack is seen healthy with no new event; otherwise there is no data.
+pub fn event_observations(
+    sightings: &[HostSighting],
+    record_status: StackStatus,
+    healthy: bool,
+) -> [(IncidentKind, Observation); 2] {
+    let killed: Vec<&str> = sightings
+        .iter()
+        .filter_map(|sighting| match sighting {
+            HostSighting::OomKilled { container } => Some(container.as_str()),
+            HostSighting::Died { .. } => None,
+        })
+        .collect();
+    let should_run = matches!(record_status, StackStatus::Running | StackStatus::Error);
+    let exits: Vec<String> = sightings
+        .iter()
+        .filter_map(|sighting| match sighting {
+            HostSighting::Died { container, exit_code }
+                if should_run
+                    && !matches!(exit_code, 0 | 143)
+                    && !(*exit_code == 137 && killed.contains(&container.as_str())) =>
+            {
+                Some(format!("container {container} exited with code {exit_code}"))
+            }
+            _ => None,
+        })
+        .collect();
+    let otherwise = || if healthy { Observation::clear() } else { Observation::no_data() };
+    let oom = match killed.as_slice() {
+        [] => otherwise(),
+        containers => Observation::holds(format!(
+            "the kernel killed {} at its memory limit (OOM)",
+            containers
+                .iter()
+                .map(|name| format!("container {name}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    };
+    let exit = match exits.as_slice() {
+        [] => otherwise(),
+        exits => Observation::holds(exits.join("; ")),
+    };
+    [(IncidentKind::OomKilled, oom), (IncidentKind::UnexpectedExit, exit)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +315,33 @@ mod tests {
         assert!(stopped.observations.iter().all(|(_, seen)| seen.condition == Condition::Clear));
         let pending = check_stack(&sighting(StackStatus::Pending, None, &probe));
         assert!(pending.observations.iter().all(|(_, seen)| seen.condition == Condition::NoData));
+    }
+
+    #[test]
+    fn an_oom_kill_is_one_incident_and_its_exit_137_is_not_a_second() {
+        use Condition::{Clear, Holds, NoData};
+        let oom = HostSighting::OomKilled { container: "app".into() };
+        let killed = HostSighting::Died { container: "app".into(), exit_code: 137 };
+        let crashed = HostSighting::Died { container: "worker".into(), exit_code: 1 };
+        let stopped = HostSighting::Died { container: "app".into(), exit_code: 143 };
+        let conditions = |sightings: &[HostSighting], status, healthy| {
+            event_observations(sightings, status, healthy).map(|(_, seen)| seen.condition)
+        };
+        let running = StackStatus::Running;
+        assert_eq!(conditions(&[oom.clone(), killed.clone()], running, false), [Holds, NoData]);
+        assert_eq!(
+            conditions(std::slice::from_ref(&killed), running, false),
+            [NoData, Holds],
+            "137 alone"
+        );
+        assert_eq!(conditions(&[crashed.clone(), stopped.clone()], running, true), [Clear, Holds]);
+        assert_eq!(conditions(&[stopped], running, true), [Clear, Clear]);
+        // A restart's exit while deploying is asked for; an OOM kill never is.
+        let deploying = StackStatus::Deploying;
+        assert_eq!(conditions(&[crashed, oom.clone()], deploying, false), [Holds, NoData]);
+        assert_eq!(conditions(&[], running, false), [NoData, NoData]);
+        let detail = event_observations(&[oom], running, false)[0].1.detail.clone().unwrap();
+        assert!(detail.contains("container app") && detail.contains("OOM"), "{detail}");
     }
 
     #[test]

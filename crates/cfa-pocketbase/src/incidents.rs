@@ -16,6 +16,38 @@ use crate::{PocketBaseClient, PocketBaseError};
 const TRACKS: &str = "cfa_incident_tracks";
 const INCIDENTS: &str = "cfa_incidents";
 const OUTBOX: &str = "cfa_alert_outbox";
+const HOST_EVENTS: &str = "cfa_host_events";
+
+/// What a host agent reported from Docker about one of our containers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostEventRecord {
+    pub id: String,
+    pub event_id: String,
+    pub server: String,
+    pub container_name: String,
+    pub tenant: String,
+    pub stack: String,
+    /// `oom`, `died`, `restarted`, `started`, `health`.
+    pub kind: String,
+    pub exit_code: Option<i64>,
+    pub healthy: Option<bool>,
+    /// Docker's `timeNano`.
+    pub at_ns: i64,
+}
+
+/// An event to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewHostEvent {
+    pub event_id: String,
+    pub server: String,
+    pub container_name: String,
+    pub tenant: String,
+    pub stack: String,
+    pub kind: String,
+    pub exit_code: Option<i64>,
+    pub healthy: Option<bool>,
+    pub at_ns: i64,
+}
 
 /// One stream's track as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -324,12 +356,77 @@ impl PocketBaseClient {
     }
 }
 
+impl PocketBaseClient {
+    /// Stores a host event; one already stored (same `event_id`) is left as it is. Answers
+    /// whether it was new.
+    pub async fn host_event_insert(&self, event: &NewHostEvent) -> Result<bool, PocketBaseError> {
+        let body = json!({
+            "event_id": event.event_id,
+            "server": event.server,
+            "container_name": clip(&event.container_name, 300),
+            "tenant": event.tenant,
+            "stack": event.stack,
+            "kind": event.kind,
+            "exit_code": event.exit_code,
+            "healthy": event.healthy.unwrap_or(false),
+            "at_ns": event.at_ns,
+            "seen": false,
+        });
+        let path = format!("api/collections/{HOST_EVENTS}/records");
+        match self.call_record("host_event_insert", Method::POST, &path, &[], Some(&body)).await {
+            Ok(_) => Ok(true),
+            Err(error) if is_duplicate(&error) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Events no monitor pass has folded in yet, oldest first.
+    pub async fn host_events_unseen(&self) -> Result<Vec<HostEventRecord>, PocketBaseError> {
+        let options = ListOptions {
+            page: 1,
+            per_page: MAX_PER_PAGE,
+            sort: Some("at_ns,@rowid".to_owned()),
+            expand_tenant: false,
+            skip_total: true,
+        };
+        let filter = Some("seen = false".to_owned());
+        let (items, _) =
+            self.list_records("host_events_unseen", HOST_EVENTS, filter, &options).await?;
+        items.iter().map(|record| host_event_from_record("host_events_unseen", record)).collect()
+    }
+
+    /// Marks an event folded in.
+    pub async fn host_event_seen(&self, id: &str) -> Result<(), PocketBaseError> {
+        let path = format!("api/collections/{HOST_EVENTS}/records/{}", path_segment(id)?);
+        let body = json!({ "seen": true });
+        self.call_record("host_event_seen", Method::PATCH, &path, &[], Some(&body)).await?;
+        Ok(())
+    }
+}
+
+fn host_event_from_record(
+    operation: &'static str,
+    record: &Value,
+) -> Result<HostEventRecord, PocketBaseError> {
+    let fields = Fields::new(operation, HOST_EVENTS, record)?;
+    let kind = fields.text("kind")?;
+    Ok(HostEventRecord {
+        id: fields.text("id")?,
+        event_id: fields.text("event_id")?,
+        server: fields.text("server")?,
+        container_name: fields.text("container_name")?,
+        tenant: fields.text("tenant")?,
+        stack: fields.text("stack")?,
+        exit_code: (kind == "died").then(|| fields.json("exit_code").as_i64()).flatten(),
+        healthy: (kind == "health").then(|| fields.json("healthy").as_bool()).flatten(),
+        kind,
+        at_ns: fields.json("at_ns").as_i64().unwrap_or(0),
+    })
+}
+
 fn is_duplicate(error: &PocketBaseError) -> bool {
     matches!(error.kind, crate::PocketBaseErrorKind::NotUnique { .. })
-        || error
-            .field_errors
-            .get("delivery_id")
-            .is_some_and(|field| field.code == "validation_not_unique")
+        || error.field_errors.values().any(|field| field.code == "validation_not_unique")
 }
 
 fn outbox_body(record: &OutboxRecord) -> Value {

@@ -24,7 +24,10 @@ mod users;
 pub use client::{ListOptions, MAX_PER_PAGE, Password, PocketBaseClient};
 pub use error::{FieldError, PocketBaseError, PocketBaseErrorKind};
 pub use filter::{AuditQuery, StackFilter, quote};
-pub use incidents::{IncidentRecord, IncidentStatus, NewIncident, OutboxRecord, StoredTrack};
+pub use incidents::{
+    HostEventRecord, IncidentRecord, IncidentStatus, NewHostEvent, NewIncident, OutboxRecord,
+    StoredTrack,
+};
 pub use lease::{Lease, LeaseRecord};
 pub use realtime::{StackChange, StackSubscription};
 pub use types::{

@@ -76,7 +76,7 @@ pub(crate) async fn controller(
     platform: &Platform,
     args: ControllerArgs,
 ) -> anyhow::Result<()> {
-    run_passes(global, platform, &args.passes, args.once).await
+    run_passes(global, platform, &args.passes, args.once, None).await
 }
 
 /// Who holds the controller lease: `<host>:<pid>`.
@@ -101,9 +101,11 @@ pub(crate) async fn run_passes(
     platform: &Platform,
     args: &PassArgs,
     once: bool,
+    monitor_wake: Option<std::sync::Arc<tokio::sync::Notify>>,
 ) -> anyhow::Result<()> {
+    let monitor_wake = monitor_wake.unwrap_or_default();
     if once {
-        return pass_loop(global, platform, args, true).await;
+        return pass_loop(global, platform, args, true, &monitor_wake).await;
     }
     let dispatcher = super::monitor::dispatcher(&platform.config, platform)?;
     let heartbeat = super::monitor::heartbeat(&platform.config)?;
@@ -115,7 +117,7 @@ pub(crate) async fn run_passes(
         }
     };
     let passes = async {
-        let result = pass_loop(global, platform, args, false).await;
+        let result = pass_loop(global, platform, args, false, &monitor_wake).await;
         let _ = stop.send(true);
         result
     };
@@ -139,6 +141,7 @@ async fn pass_loop(
     platform: &Platform,
     args: &PassArgs,
     once: bool,
+    monitor_wake: &tokio::sync::Notify,
 ) -> anyhow::Result<()> {
     let concurrency = usize::try_from(args.concurrency).unwrap_or(4);
     let lease = Duration::from_secs(args.lease_seconds);
@@ -222,6 +225,8 @@ async fn pass_loop(
                 Woken::Missed => cadence.resync_now(Instant::now()),
                 Woken::Timeout => {}
             },
+            // A host agent reported (an OOM kill): the monitor looks now.
+            () = monitor_wake.notified() => next_monitor = Instant::now(),
             _ = tokio::signal::ctrl_c() => {
                 engine.controller_release(&holder).await;
                 return Ok(());

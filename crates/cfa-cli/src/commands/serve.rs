@@ -33,16 +33,17 @@ pub(crate) async fn serve(
     let address = listener.local_addr().context("the listener has no address")?;
     output::print_text(&format!("listening on http://{address}\n"))?;
     let state = cfa_web::AppState {
-        engine: platform.engine.clone(),
-        pocketbase: platform.pocketbase.clone(),
+        agent_secrets: std::sync::Arc::new(platform.config.agent_secrets()?),
+        ..cfa_web::AppState::new(platform.engine.clone(), platform.pocketbase.clone())
     };
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
+    let monitor_wake = state.monitor_wake.clone();
     let server = cfa_web::serve(listener, state, shutdown);
     // The controller returns on Ctrl-C (its lease released); the server drains and returns.
     let (served, controlled) =
-        tokio::join!(server, run_passes(global, platform, &args.passes, false));
+        tokio::join!(server, run_passes(global, platform, &args.passes, false, Some(monitor_wake)));
     served.context("the HTTP server stopped")?;
     controlled
 }

@@ -31,6 +31,29 @@ pub enum AlertAction {
 }
 
 impl Engine {
+    /// Stores what a host agent reported (already authenticated by the receiver); events
+    /// already stored are skipped. Answers how many were new. The next monitor pass folds
+    /// them into incidents.
+    pub async fn record_host_events(
+        &self,
+        events: &[cfa_pocketbase::NewHostEvent],
+    ) -> Result<usize, EngineError> {
+        let all = Subject { tenant: "*".to_owned(), stack: "*".to_owned() };
+        let mut new = 0;
+        for event in events {
+            if self
+                .inner
+                .pocketbase
+                .host_event_insert(event)
+                .await
+                .map_err(|error| all.pocketbase(Step::RecordRunning, error))?
+            {
+                new += 1;
+            }
+        }
+        Ok(new)
+    }
+
     /// Incidents, newest first: the firing ones, or also the resolved ones.
     pub async fn incidents(
         &self,

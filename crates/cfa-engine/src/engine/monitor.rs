@@ -17,7 +17,9 @@ use cfa_core::incidents::{
     GroupedMessage, IncidentKind, IncidentSubject, IncidentTrack, Notification, Observation,
     TrackState, group_notifications, resolve_removed, step,
 };
-use cfa_core::monitor::{StackSighting, check_stack, record_health};
+use cfa_core::monitor::{
+    HostSighting, StackSighting, check_stack, event_observations, record_health,
+};
 use cfa_core::{HealthVerdict, ProbeOutcome};
 use cfa_pocketbase::{NewIncident, StoredTrack};
 
@@ -45,6 +47,8 @@ pub struct MonitorReport {
     /// Grouped messages queued (once per channel each).
     pub messages: Vec<GroupedMessage>,
     pub outbox_writes: usize,
+    /// Host agents' events folded in (each marked seen).
+    pub events_seen: usize,
     /// Why Coolify could not be read, when it could not.
     pub coolify_unreachable: Option<String>,
     /// How many stacks got each verdict.
@@ -59,6 +63,7 @@ impl MonitorReport {
             + self.opened.len()
             + self.resolved.len()
             + self.outbox_writes
+            + self.events_seen
     }
 }
 
@@ -153,6 +158,24 @@ impl Engine {
             .await
             .map_err(|error| all.pocketbase(Step::RecordRunning, error))?;
         let mut report = MonitorReport { coolify_calls: 1, ..MonitorReport::default() };
+        // What the host agents reported since the last pass (OOM kills, exits), by stack.
+        let events = pocketbase
+            .host_events_unseen()
+            .await
+            .map_err(|error| all.pocketbase(Step::RecordRunning, error))?;
+        let mut sightings: HashMap<(String, String), Vec<HostSighting>> = HashMap::new();
+        for event in &events {
+            let container = event.container_name.clone();
+            let sighting = match (event.kind.as_str(), event.exit_code) {
+                ("oom", _) => HostSighting::OomKilled { container },
+                ("died", Some(exit_code)) => HostSighting::Died { container, exit_code },
+                _ => continue,
+            };
+            sightings
+                .entry((event.tenant.clone(), event.stack.clone()))
+                .or_default()
+                .push(sighting);
+        }
         let mut seen = Vec::new();
         let mut verdicts: HashMap<String, Option<HealthVerdict>> = HashMap::new();
         match self.inner.coolify.list_services().await {
@@ -167,6 +190,16 @@ impl Engine {
                     kind: IncidentKind::CoolifyUnreachable,
                     observation: Observation::holds(detail),
                 });
+                // The host agents do not need Coolify: their OOM kills still count.
+                for record in &records {
+                    let Some(tenant) = record.tenant.as_deref() else { continue };
+                    let key = (tenant.slug.clone(), record.stack_name.clone());
+                    let Some(found) = sightings.get(&key) else { continue };
+                    let subject = stack_subject(&tenant.slug, record);
+                    for (kind, observation) in event_observations(found, record.status, false) {
+                        seen.push(Seen { subject: subject.clone(), kind, observation });
+                    }
+                }
             }
             Ok(services) => {
                 seen.push(Seen {
@@ -207,12 +240,12 @@ impl Engine {
                         *report.verdicts.entry(verdict).or_default() += 1;
                     }
                     verdicts.insert(record.id.clone(), verdict);
-                    let subject = IncidentSubject::Stack {
-                        tenant_slug: tenant.slug.clone(),
-                        stack_name: record.stack_name.clone(),
-                        record_id: record.id.clone(),
-                    };
-                    for (kind, observation) in check.observations {
+                    let subject = stack_subject(&tenant.slug, record);
+                    let key = (tenant.slug.clone(), record.stack_name.clone());
+                    let found = sightings.get(&key).map_or(&[][..], Vec::as_slice);
+                    let healthy = verdict == Some(HealthVerdict::Healthy);
+                    let from_host = event_observations(found, record.status, healthy);
+                    for (kind, observation) in check.observations.into_iter().chain(from_host) {
                         seen.push(Seen { subject: subject.clone(), kind, observation });
                     }
                 }
@@ -279,6 +312,13 @@ impl Engine {
             };
             let stored_after = self.keep_track(change, now, &mut report).await?;
             self.cache_track(key, stored_after, new);
+        }
+        for event in &events {
+            pocketbase
+                .host_event_seen(&event.id)
+                .await
+                .map_err(|error| all.pocketbase(Step::RecordRunning, error))?;
+            report.events_seen += 1;
         }
         for (gone, open_key) in gone_tracks {
             if let Some(open_key) = open_key {
@@ -453,5 +493,13 @@ impl Engine {
             .map_err(|error| all.pocketbase(Step::RecordRunning, error))?;
         report.resolved.push(key.to_owned());
         Ok(())
+    }
+}
+
+fn stack_subject(tenant_slug: &str, record: &AgentStack) -> IncidentSubject {
+    IncidentSubject::Stack {
+        tenant_slug: tenant_slug.to_owned(),
+        stack_name: record.stack_name.clone(),
+        record_id: record.id.clone(),
     }
 }

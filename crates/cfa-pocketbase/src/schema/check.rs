@@ -228,10 +228,11 @@ pub async fn check(
     }
 
     // The monitor's collections: superusers only, since incidents name tenants and stacks.
-    let monitor: [(&str, &[&str]); 3] = [
+    let monitor: [(&str, &[&str]); 4] = [
         ("cfa_incident_tracks", &["key", "subject", "kind", "track"]),
         ("cfa_incidents", &["key", "kind", "subject", "status", "opened_at", "resolved_at"]),
         ("cfa_alert_outbox", &["delivery_id", "channel", "status", "next_attempt_at", "payload"]),
+        ("cfa_host_events", &["event_id", "server", "tenant", "stack", "kind", "seen"]),
     ];
     for (name, fields) in monitor {
         match client.collection_view(name).await? {

@@ -13,6 +13,8 @@ use coolify_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use serde_json::{Value, json};
 
 pub(crate) const ROUTER_URL: &str = "https://router.cloudfreedom.test/v1";
+/// The sandbox server's host agent secret.
+pub(crate) const AGENT_SECRET: &[u8] = b"test-agent-secret-0123456789abcdef";
 
 pub(crate) struct World {
     pub(crate) pocketbase: TestPocketBase,
@@ -23,6 +25,8 @@ pub(crate) struct World {
     /// `http://127.0.0.1:<port>`
     pub(crate) base_url: String,
     pub(crate) http: reqwest::Client,
+    /// Rung when a host agent's events arrive.
+    pub(crate) monitor_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// A tenant's owner: its tenant record and its own PocketBase token.
@@ -64,9 +68,15 @@ impl World {
         let engine = Engine::new(coolify.clone(), pb.clone(), catalogue, settings);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base_url = format!("http://{}", listener.local_addr().unwrap());
-        let state = cfa_web::AppState { engine: engine.clone(), pocketbase: pb.clone() };
+        let agent_secrets = [(sandbox.server_uuid(), AGENT_SECRET.to_vec())].into_iter().collect();
+        let state = cfa_web::AppState {
+            agent_secrets: std::sync::Arc::new(agent_secrets),
+            ..cfa_web::AppState::new(engine.clone(), pb.clone())
+        };
+        let monitor_wake = state.monitor_wake.clone();
         tokio::spawn(cfa_web::serve(listener, state, std::future::pending()));
-        World { pocketbase, pb, sandbox, coolify, engine, base_url, http: reqwest::Client::new() }
+        let http = reqwest::Client::new();
+        World { pocketbase, pb, sandbox, coolify, engine, base_url, http, monitor_wake }
     }
 
     /// A verified owner of a new tenant on `plan`.
