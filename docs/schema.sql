@@ -104,3 +104,75 @@ CREATE TABLE `cfa_leases` (
     `renewed`    TEXT DEFAULT '' NOT NULL       -- autodate (create and update)
 );
 CREATE UNIQUE INDEX `idx_cfa_leases_name` ON `cfa_leases` (`name`);
+
+-- The monitor (pb_migrations/1763900008_cfa_incidents.js, 1763900009_cfa_host_events.js).
+-- Superusers only (no rules): incidents name tenants and stacks.
+
+-- cfa_incident_tracks -------------------------------------------------------------------------
+-- One stream (subject and kind) not at rest: cfa_core::incidents::IncidentTrack as JSON.
+CREATE TABLE `cfa_incident_tracks` (
+    `id`       TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL,
+    `key`      TEXT DEFAULT '' NOT NULL,   -- stack:<tenant>/<stack>#<record id>/<kind>, platform/<kind>
+    `subject`  JSON DEFAULT NULL,          -- {"type":"stack","tenant","stack","record_id"} | {"type":"platform"} ...
+    `kind`     TEXT DEFAULT '' NOT NULL,   -- unhealthy, oom_killed, coolify_unreachable, ...
+    `track`    JSON DEFAULT NULL,          -- state, open incident, pending run, recent checks, silence
+    `updated`  TEXT DEFAULT '' NOT NULL
+);
+CREATE UNIQUE INDEX `idx_cfa_incident_tracks_key` ON `cfa_incident_tracks` (`key`);
+
+-- cfa_incidents -------------------------------------------------------------------------------
+-- One record per incident opened; `cfa alerts` lists and acknowledges them.
+CREATE TABLE `cfa_incidents` (
+    `id`                 TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL,
+    `key`                TEXT DEFAULT '' NOT NULL,  -- subject and kind (flapping: /flapping:<kind>)
+    `kind`               TEXT DEFAULT '' NOT NULL,
+    `flapping_of`        TEXT DEFAULT '' NOT NULL,
+    `subject`            JSON DEFAULT NULL,
+    `tenant`             TEXT DEFAULT '' NOT NULL,
+    `stack`              TEXT DEFAULT '' NOT NULL,
+    `status`             TEXT DEFAULT '' NOT NULL,  -- firing | resolved
+    `opened_at`          TEXT DEFAULT '' NOT NULL,
+    `resolved_at`        TEXT DEFAULT '' NOT NULL,
+    `detail`             TEXT DEFAULT '' NOT NULL,
+    `acknowledged_until` TEXT DEFAULT '' NOT NULL,
+    `acknowledged_by`    TEXT DEFAULT '' NOT NULL,
+    `created`            TEXT DEFAULT '' NOT NULL,
+    `updated`            TEXT DEFAULT '' NOT NULL
+);
+CREATE INDEX `idx_cfa_incidents_key` ON `cfa_incidents` (`key`, `status`);
+CREATE INDEX `idx_cfa_incidents_opened` ON `cfa_incidents` (`opened_at`);
+
+-- cfa_alert_outbox ----------------------------------------------------------------------------
+-- Every message owed to each channel (cfa_alerts::Delivery), written before it is sent.
+CREATE TABLE `cfa_alert_outbox` (
+    `id`              TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL,
+    `delivery_id`     TEXT DEFAULT '' NOT NULL,  -- <message id>:<channel>
+    `channel`         TEXT DEFAULT '' NOT NULL,
+    `status`          TEXT DEFAULT '' NOT NULL,  -- pending | delivered | abandoned
+    `attempts`        NUMERIC DEFAULT 0 NOT NULL,
+    `next_attempt_at` TEXT DEFAULT '' NOT NULL,
+    `created_ms`      NUMERIC DEFAULT 0 NOT NULL, -- order within the channel
+    `last_error`      TEXT DEFAULT '' NOT NULL,
+    `payload`         JSON DEFAULT NULL           -- cfa_alerts::AlertMessage (the webhook's body)
+);
+CREATE UNIQUE INDEX `idx_cfa_alert_outbox_delivery` ON `cfa_alert_outbox` (`delivery_id`);
+CREATE INDEX `idx_cfa_alert_outbox_due` ON `cfa_alert_outbox` (`channel`, `status`, `created_ms`);
+
+-- cfa_host_events -----------------------------------------------------------------------------
+-- What the host agents reported (POST /api/v1/agent/events on cfa serve), stored once.
+CREATE TABLE `cfa_host_events` (
+    `id`             TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL,
+    `event_id`       TEXT DEFAULT '' NOT NULL,  -- sha256(timeNano, container id, action)
+    `server`         TEXT DEFAULT '' NOT NULL,
+    `container_name` TEXT DEFAULT '' NOT NULL,
+    `tenant`         TEXT DEFAULT '' NOT NULL,  -- from the container's cloudfreedom.tenant label
+    `stack`          TEXT DEFAULT '' NOT NULL,
+    `kind`           TEXT DEFAULT '' NOT NULL,  -- oom | died | restarted | started | health
+    `exit_code`      NUMERIC DEFAULT 0 NOT NULL,
+    `healthy`        BOOLEAN DEFAULT FALSE NOT NULL,
+    `at_ns`          NUMERIC DEFAULT 0 NOT NULL,
+    `seen`           BOOLEAN DEFAULT FALSE NOT NULL, -- folded into incidents by a monitor pass
+    `created`        TEXT DEFAULT '' NOT NULL
+);
+CREATE UNIQUE INDEX `idx_cfa_host_events_id` ON `cfa_host_events` (`event_id`);
+CREATE INDEX `idx_cfa_host_events_unseen` ON `cfa_host_events` (`seen`, `tenant`, `stack`);
