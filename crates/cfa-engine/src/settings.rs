@@ -135,6 +135,8 @@ pub struct MonitorSettings {
     pub stuck_after: Duration,
     /// Subjects listed by name in one grouped message (the rest are counted).
     pub listed_per_message: usize,
+    /// Reserved RAM and disk shares past which a server's capacity is low.
+    pub capacity: cfa_core::incidents::CapacityThresholds,
 }
 
 impl Default for MonitorSettings {
@@ -145,6 +147,7 @@ impl Default for MonitorSettings {
             concurrency: 32,
             stuck_after: Duration::from_secs(30 * 60),
             listed_per_message: 20,
+            capacity: cfa_core::incidents::CapacityThresholds::default(),
         }
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use cfa_alerts::{AlertMessage, Delivery, Outbox};
 use cfa_core::incidents::{
     GroupedMessage, IncidentKind, IncidentSubject, IncidentTrack, Notification, Observation,
-    TrackState, group_notifications, resolve_removed, step,
+    TrackState, group_notifications, judge_capacity, resolve_removed, step,
 };
 use cfa_core::monitor::{
     HostSighting, StackSighting, check_stack, event_observations, record_health,
@@ -207,6 +207,42 @@ impl Engine {
                     kind: IncidentKind::CoolifyUnreachable,
                     observation: Observation::clear(),
                 });
+                // Services with our marker that no record claims (past or within their grace:
+                // the controller removes them; until then they are an incident).
+                let (orphans, _) = super::drift::classify(&records, &services);
+                let orphaned: HashSet<String> =
+                    orphans.iter().map(|orphan| orphan.service_uuid.clone()).collect();
+                for orphan in &orphans {
+                    seen.push(Seen {
+                        subject: IncidentSubject::CoolifyService {
+                            uuid: orphan.service_uuid.clone(),
+                        },
+                        kind: IncidentKind::OrphanService,
+                        observation: Observation::holds(format!(
+                            "service {} carries our marker for {}/{} ({}) but no record claims it",
+                            orphan.service_uuid, orphan.tenant, orphan.stack, orphan.status
+                        )),
+                    });
+                }
+                for track in
+                    stored.iter().filter(|track| track.kind == IncidentKind::OrphanService.as_str())
+                {
+                    let Some(subject) = subject_from_json(&track.subject) else { continue };
+                    if let IncidentSubject::CoolifyService { uuid } = &subject
+                        && !orphaned.contains(uuid)
+                    {
+                        let kind = IncidentKind::OrphanService;
+                        seen.push(Seen { subject, kind, observation: Observation::clear() });
+                    }
+                }
+                // Each configured server's reservations against its capacity: no Coolify call.
+                for capacity in self.configured_capacities(&records) {
+                    seen.push(Seen {
+                        subject: IncidentSubject::Server { uuid: capacity.id.clone() },
+                        kind: IncidentKind::CapacityLow,
+                        observation: judge_capacity(&capacity, &settings.monitor.capacity),
+                    });
+                }
                 let statuses: HashMap<&str, &str> = services
                     .iter()
                     .map(|service| (service.uuid.as_str(), service.status.as_str()))
@@ -354,6 +390,28 @@ impl Engine {
         }
 
         Ok(report)
+    }
+
+    /// Every configured server's capacity with what the records place on it reserved.
+    fn configured_capacities(&self, records: &[AgentStack]) -> Vec<cfa_core::ServerCapacity> {
+        let placed: Vec<RecordedLimits> = records
+            .iter()
+            .filter_map(|record| {
+                record.resource_limits.as_ref().and_then(RecordedLimits::from_json)
+            })
+            .collect();
+        self.inner
+            .settings
+            .servers
+            .iter()
+            .map(|(uuid, server)| {
+                let mut capacity = server.capacity(uuid);
+                for recorded in placed.iter().filter(|recorded| &recorded.server_uuid == uuid) {
+                    capacity.reserve(recorded.limits, &recorded.images);
+                }
+                capacity
+            })
+            .collect()
     }
 
     /// Queues every message once per configured channel (idempotent by message id).

@@ -214,3 +214,54 @@ async fn an_incidents_open_and_resolve_reach_a_webhook_from_the_pocketbase_outbo
     assert_eq!(bodies[0]["incidents"][0]["kind"], "unhealthy");
     assert!(world.pb.outbox_undelivered(10).await.unwrap().is_empty(), "all delivered");
 }
+
+/// A server whose reserved memory crosses its threshold is one `capacity_low` incident, and a
+/// service with our marker that no record claims is one `orphan_service` incident, resolved
+/// once the service is gone; neither costs a Coolify call beyond the pass's list.
+#[tokio::test]
+async fn a_full_server_and_an_orphan_service_are_incidents_of_their_own() {
+    use cfa_core::Resources;
+    use cfa_engine::ServerSettings;
+    let world = World::start().await;
+    world.tenant("full", PlanTier::Team, 2).await;
+    let mut settings = world.settings.clone();
+    // 256 MB stacks on a box with 540 MB allocatable after the 2 GB system reserve: one stack
+    // is 47% of it, two are 95%, past the 90% threshold.
+    settings.servers.insert(
+        world.sandbox.server_uuid(),
+        ServerSettings::new("tiny box", Resources::new(4000, 2048 + 540, 50_000)),
+    );
+    let engine = world.engine_with(settings.clone());
+    engine.provision(&bot_request("full", "one")).await.unwrap();
+    let calm = engine.monitor_pass().await.unwrap();
+    assert!(calm.opened.is_empty(), "{calm:?}");
+    let ghost = engine.provision(&bot_request("full", "two")).await.unwrap();
+    let full = engine.monitor_pass().await.unwrap();
+    let server_key = format!("server:{}/capacity_low", world.sandbox.server_uuid());
+    assert_eq!(full.opened, [server_key.clone()], "{full:?}");
+
+    // The second stack's record removed by hand: its service is an orphan, and the server has
+    // room again.
+    let record = engine.stack("full", "two").await.unwrap();
+    let unlink = cfa_pocketbase::StackPatch {
+        coolify_service_uuid: Some(String::new()),
+        ..cfa_pocketbase::StackPatch::default()
+    };
+    world.pb.stack_update(&record.id, &unlink).await.unwrap();
+    world.pb.stack_delete(&record.id).await.unwrap();
+    let orphaned = engine.monitor_pass().await.unwrap();
+    let ghost_uuid = ghost.service_uuid.unwrap();
+    assert_eq!(orphaned.opened, [format!("service:{ghost_uuid}/orphan_service")]);
+    assert_eq!(orphaned.resolved, [server_key]);
+
+    let removal = cfa_coolify::types::DeleteServiceOptions::default();
+    world.coolify.delete_service_by_uuid(&ghost_uuid, removal).await.unwrap();
+    for _ in 0..100 {
+        if world.coolify.get_service_by_uuid(&ghost_uuid).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let gone = engine.monitor_pass().await.unwrap();
+    assert_eq!(gone.resolved, [format!("service:{ghost_uuid}/orphan_service")]);
+}
