@@ -238,7 +238,7 @@ async fn a_full_server_and_an_orphan_service_are_incidents_of_their_own() {
     let ghost = engine.provision(&bot_request("full", "two")).await.unwrap();
     let full = engine.monitor_pass().await.unwrap();
     let server_key = format!("server:{}/capacity_low", world.sandbox.server_uuid());
-    assert_eq!(full.opened, [server_key.clone()], "{full:?}");
+    assert_eq!(full.opened, std::slice::from_ref(&server_key), "{full:?}");
 
     // The second stack's record removed by hand: its service is an orphan, and the server has
     // room again.
