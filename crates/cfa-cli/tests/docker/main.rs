@@ -2,6 +2,8 @@
 //! `scripts/install-docker`) and the real PocketBase: every template whose images the engine
 //! has, through its whole life, in parallel (`lifecycle.rs`). Without an engine the suite
 //! prints one line and passes, except under `CI=true`, where it fails; so does a missing image.
+//! On the same engine, with `cfa serve` and the host agent: an OOM kill becomes one incident
+//! on a webhook, Telegram and e-mail, resolved on recovery (`oom_alerts.rs`).
 //!
 //! Also, needing no Docker: the same lifecycle against the simulated runtime with Coolify's
 //! status lag (`simulated.rs`), and the provision-to-running benchmark `scripts/bench-docker`
@@ -9,6 +11,7 @@
 
 mod bench;
 mod lifecycle;
+mod oom_alerts;
 mod simulated;
 mod world;
 

@@ -125,7 +125,7 @@ async fn forward(
 /// Everything one template's run needs; dropping it stops the servers.
 #[derive(Debug)]
 pub(crate) struct World {
-    _pocketbase: TestPocketBase,
+    pocketbase: TestPocketBase,
     pub(crate) sandbox: SandboxHandle,
     pass: Arc<PassThrough>,
     _dir: tempfile::TempDir,
@@ -272,7 +272,7 @@ impl World {
         )
         .unwrap();
         World {
-            _pocketbase: pocketbase,
+            pocketbase,
             sandbox,
             pass,
             _dir: dir,
@@ -286,6 +286,24 @@ impl World {
 
     /// Runs the real `cfa` with this world's configuration.
     pub(crate) async fn cfa(&self, args: &[&str]) -> Run {
+        let mut command = self.cfa_command(args);
+        command.kill_on_drop(true);
+        let started = Instant::now();
+        let output = match tokio::time::timeout(Duration::from_secs(420), command.output()).await {
+            Ok(output) => output.unwrap(),
+            Err(_) => panic!("cfa {args:?} ran for 7 minutes\n{}", self.hang_report()),
+        };
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            elapsed: started.elapsed(),
+        }
+    }
+
+    /// The real `cfa` with this world's configuration and environment, not started: for a
+    /// long-running `cfa serve`.
+    pub(crate) fn cfa_command(&self, args: &[&str]) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cfa"));
         command.args(args).env("CFA_ACTOR", "cli:docker-suite").env("CFA_CONFIG", &self.config);
         for variable in [
@@ -307,18 +325,12 @@ impl World {
         if let Some(router_url) = self.router_url.lock().unwrap().clone() {
             command.env("CFA_ROUTER_URL", router_url);
         }
-        command.kill_on_drop(true);
-        let started = Instant::now();
-        let output = match tokio::time::timeout(Duration::from_secs(420), command.output()).await {
-            Ok(output) => output.unwrap(),
-            Err(_) => panic!("cfa {args:?} ran for 7 minutes\n{}", self.hang_report()),
-        };
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            elapsed: started.elapsed(),
-        }
+        command
+    }
+
+    /// A superuser client of this world's PocketBase, to read what the platform stored.
+    pub(crate) async fn pocketbase(&self) -> cfa_pocketbase::PocketBaseClient {
+        self.pocketbase.superuser().await.expect("a superuser client of the test PocketBase")
     }
 
     /// What a hung command leaves to read: its last Coolify calls and the containers.
