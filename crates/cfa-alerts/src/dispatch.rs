@@ -178,6 +178,14 @@ impl<O: Outbox> Dispatcher<O> {
         &self.policy
     }
 
+    /// Wakes every lane: deliveries were queued into the outbox by someone else (the monitor
+    /// writes to the outbox directly, in the same store as its incidents).
+    pub fn wake(&self) {
+        for lane in &self.lanes {
+            lane.wake.notify_one();
+        }
+    }
+
     /// The channels' names, in order.
     pub fn channel_names(&self) -> Vec<&str> {
         self.lanes.iter().map(|lane| lane.channel.name()).collect()

@@ -190,19 +190,26 @@ pub fn record_health(
 pub enum HostSighting {
     /// The kernel's OOM killer killed a process of the container.
     OomKilled { container: String },
-    /// The container's main process ended with this code.
-    Died { container: String, exit_code: i64 },
+    /// The container's main process ended with this code; `after_oom`: the OOM killer hit the
+    /// same container just before (in this check or an earlier one: Docker's `die` can come
+    /// seconds after its `oom`).
+    Died { container: String, exit_code: i64, after_oom: bool },
 }
 
 /// OOM kills and unexpected exits from the host agents' events since the last check: an OOM
 /// kill is one whatever the record says; an exit is unexpected only on a stack that should run
 /// (a stop or a restart's exit while `deploying` or `stopped` is asked for), and not when an
 /// OOM kill explains it (exit 137 after `oom`), nor a clean stop (0, or 143 for SIGTERM).
-/// Both clear once the stack is seen healthy with no new event; otherwise there is no data.
+///
+/// An unexpected exit clears once the stack is seen `healthy` with no new event. An OOM kill
+/// clears only once `recovered_from_oom`: healthy and restarted after its last kill (Coolify's
+/// stored status still shows the container that was killed until its next status run, and one
+/// kill can raise several `oom` events over seconds). Otherwise there is no data.
 pub fn event_observations(
     sightings: &[HostSighting],
     record_status: StackStatus,
     healthy: bool,
+    recovered_from_oom: bool,
 ) -> [(IncidentKind, Observation); 2] {
     let killed: Vec<&str> = sightings
         .iter()
@@ -215,19 +222,20 @@ pub fn event_observations(
     let exits: Vec<String> = sightings
         .iter()
         .filter_map(|sighting| match sighting {
-            HostSighting::Died { container, exit_code }
+            HostSighting::Died { container, exit_code, after_oom }
                 if should_run
                     && !matches!(exit_code, 0 | 143)
-                    && !(*exit_code == 137 && killed.contains(&container.as_str())) =>
+                    && !(*exit_code == 137
+                        && (*after_oom || killed.contains(&container.as_str()))) =>
             {
                 Some(format!("container {container} exited with code {exit_code}"))
             }
             _ => None,
         })
         .collect();
-    let otherwise = || if healthy { Observation::clear() } else { Observation::no_data() };
+    let otherwise = |clear: bool| if clear { Observation::clear() } else { Observation::no_data() };
     let oom = match killed.as_slice() {
-        [] => otherwise(),
+        [] => otherwise(healthy && recovered_from_oom),
         containers => Observation::holds(format!(
             "the kernel killed {} at its memory limit (OOM)",
             containers
@@ -238,7 +246,7 @@ pub fn event_observations(
         )),
     };
     let exit = match exits.as_slice() {
-        [] => otherwise(),
+        [] => otherwise(healthy),
         exits => Observation::holds(exits.join("; ")),
     };
     [(IncidentKind::OomKilled, oom), (IncidentKind::UnexpectedExit, exit)]
@@ -321,14 +329,21 @@ mod tests {
     fn an_oom_kill_is_one_incident_and_its_exit_137_is_not_a_second() {
         use Condition::{Clear, Holds, NoData};
         let oom = HostSighting::OomKilled { container: "app".into() };
-        let killed = HostSighting::Died { container: "app".into(), exit_code: 137 };
-        let crashed = HostSighting::Died { container: "worker".into(), exit_code: 1 };
-        let stopped = HostSighting::Died { container: "app".into(), exit_code: 143 };
+        let died = |container: &str, exit_code, after_oom| HostSighting::Died {
+            container: container.into(),
+            exit_code,
+            after_oom,
+        };
+        let killed = died("app", 137, false);
+        let crashed = died("worker", 1, false);
+        let stopped = died("app", 143, false);
         let conditions = |sightings: &[HostSighting], status, healthy| {
-            event_observations(sightings, status, healthy).map(|(_, seen)| seen.condition)
+            event_observations(sightings, status, healthy, true).map(|(_, seen)| seen.condition)
         };
         let running = StackStatus::Running;
         assert_eq!(conditions(&[oom.clone(), killed.clone()], running, false), [Holds, NoData]);
+        // Docker's `die` after the `oom`, folded in the next check: still the same kill.
+        assert_eq!(conditions(&[died("app", 137, true)], running, false), [NoData, NoData]);
         assert_eq!(
             conditions(std::slice::from_ref(&killed), running, false),
             [NoData, Holds],
@@ -340,7 +355,10 @@ mod tests {
         let deploying = StackStatus::Deploying;
         assert_eq!(conditions(&[crashed, oom.clone()], deploying, false), [Holds, NoData]);
         assert_eq!(conditions(&[], running, false), [NoData, NoData]);
-        let detail = event_observations(&[oom], running, false)[0].1.detail.clone().unwrap();
+        // Healthy by Coolify's word, but not restarted since the kill: not over yet.
+        let waiting = event_observations(&[], running, true, false).map(|(_, seen)| seen.condition);
+        assert_eq!(waiting, [NoData, Clear]);
+        let detail = event_observations(&[oom], running, false, true)[0].1.detail.clone().unwrap();
         assert!(detail.contains("container app") && detail.contains("OOM"), "{detail}");
     }
 

@@ -395,6 +395,53 @@ impl PocketBaseClient {
         items.iter().map(|record| host_event_from_record("host_events_unseen", record)).collect()
     }
 
+    /// When the latest event of `kind` for the stack happened (Docker's `timeNano`), seen or not.
+    pub async fn host_event_latest(
+        &self,
+        tenant: &str,
+        stack: &str,
+        kind: &str,
+    ) -> Result<Option<i64>, PocketBaseError> {
+        let filter = format!(
+            "tenant = {} && stack = {} && kind = {}",
+            quote(tenant),
+            quote(stack),
+            quote(kind)
+        );
+        self.host_event_first("host_event_latest", filter, "-at_ns").await
+    }
+
+    /// Whether the OOM killer hit `container` between `from_ns` and `to_ns` (Docker's times).
+    pub async fn host_oom_between(
+        &self,
+        container: &str,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<bool, PocketBaseError> {
+        let filter = format!(
+            "kind = 'oom' && container_name = {} && at_ns >= {from_ns} && at_ns <= {to_ns}",
+            quote(container)
+        );
+        Ok(self.host_event_first("host_oom_between", filter, "at_ns").await?.is_some())
+    }
+
+    async fn host_event_first(
+        &self,
+        operation: &'static str,
+        filter: String,
+        sort: &str,
+    ) -> Result<Option<i64>, PocketBaseError> {
+        let options = ListOptions {
+            page: 1,
+            per_page: 1,
+            sort: Some(sort.to_owned()),
+            expand_tenant: false,
+            skip_total: true,
+        };
+        let (items, _) = self.list_records(operation, HOST_EVENTS, Some(filter), &options).await?;
+        Ok(items.first().and_then(|item| item.get("at_ns")).and_then(Value::as_i64))
+    }
+
     /// Marks an event folded in.
     pub async fn host_event_seen(&self, id: &str) -> Result<(), PocketBaseError> {
         let path = format!("api/collections/{HOST_EVENTS}/records/{}", path_segment(id)?);

@@ -105,7 +105,7 @@ pub(crate) async fn run_passes(
 ) -> anyhow::Result<()> {
     let monitor_wake = monitor_wake.unwrap_or_default();
     if once {
-        return pass_loop(global, platform, args, true, &monitor_wake).await;
+        return pass_loop(global, platform, args, true, &monitor_wake, None).await;
     }
     let dispatcher = super::monitor::dispatcher(&platform.config, platform)?;
     let heartbeat = super::monitor::heartbeat(&platform.config)?;
@@ -117,7 +117,8 @@ pub(crate) async fn run_passes(
         }
     };
     let passes = async {
-        let result = pass_loop(global, platform, args, false, &monitor_wake).await;
+        let result =
+            pass_loop(global, platform, args, false, &monitor_wake, dispatcher.as_ref()).await;
         let _ = stop.send(true);
         result
     };
@@ -142,6 +143,7 @@ async fn pass_loop(
     args: &PassArgs,
     once: bool,
     monitor_wake: &tokio::sync::Notify,
+    dispatcher: Option<&cfa_alerts::Dispatcher<cfa_engine::PocketBaseOutbox>>,
 ) -> anyhow::Result<()> {
     let concurrency = usize::try_from(args.concurrency).unwrap_or(4);
     let lease = Duration::from_secs(args.lease_seconds);
@@ -207,7 +209,15 @@ async fn pass_loop(
         if Instant::now() >= next_monitor {
             next_monitor = Instant::now() + monitor_interval;
             match engine.monitor_under_lease(&holder, lease).await.map_err(engine_error) {
-                Ok(MonitorPass::Ran(report)) => super::monitor::print_report(global, &report)?,
+                Ok(MonitorPass::Ran(report)) => {
+                    super::monitor::print_report(global, &report)?;
+                    // Its messages are in the outbox: deliver them now, not at the next poll.
+                    if report.outbox_writes > 0
+                        && let Some(dispatcher) = dispatcher
+                    {
+                        dispatcher.wake();
+                    }
+                }
                 // The other controller monitors as well as it reconciles.
                 Ok(MonitorPass::LeaseHeld { .. }) => {}
                 Err(error) => tracing::warn!(error = %error, "monitor pass failed"),

@@ -2,10 +2,9 @@
 //! by its memory limit opens an OOM incident, delivered to a webhook receiver (its signature
 //! verified), a Telegram Bot API stand-in and a real SMTP server (aiosmtpd) on loopback; the
 //! stack's recovery (Docker's restart policy brings the container back) resolves it on each.
-//! Prints the time from Docker's `oom` event to the webhook. The first test asserts what holds
-//! on every run today; the second, ignored, the whole claim ("exactly one incident",
-//! one message of each kind per channel, resolved after the restart, under 5 s with the
-//! default delivery settings), which the monitor and `cfa serve` do not meet yet (its FIXME).
+//! Prints the time from Docker's `oom` event to the webhook. The test asserts the whole
+//! claim: exactly one incident, one message of each kind per channel, resolved after the
+//! restart, under 5 s with the default delivery settings.
 //!
 //! What runs: the docker world (real PocketBase, the sandbox's docker runtime), `cfa provision`
 //! of the `telegram-bot` template, `cfa serve` (the agent receiver, the controller's and the
@@ -848,42 +847,14 @@ fn check_the_oom_incident(outcome: &Outcome) {
     );
 }
 
-/// What holds today. FIXME: with `[alerts.delivery] poll_interval` at its default (10 s) the
-/// OOM-to-webhook time is that poll, not the platform's work (8.2 to 8.9 s in three runs, of
-/// which under 50 ms from Docker's `oom` to the incident): a monitor pass queues its messages
-/// in PocketBase's outbox through the engine, and nothing wakes the dispatcher's lanes in
-/// `cfa serve` (only `Dispatcher::enqueue` does), so they wait for their next poll. A 1 s poll
-/// stands in here until the controller wakes the dispatcher after a pass that queued
-/// messages. The rest of the claim ("exactly one incident", resolved by the recovery)
-/// is the ignored test below.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_oom_kill_opens_an_incident_on_every_channel_and_the_recovery_resolves_it() {
-    let Some(outcome) = oom_scenario(Some(Duration::from_secs(1))).await else {
-        return;
-    };
-    check_the_oom_incident(&outcome);
-    check_the_latency(&outcome);
-}
-
 /// The whole claim, with the default delivery settings: the kill reaches the webhook
-/// in under 5 s, it is the only incident, with one firing and one resolved message on each
-/// channel, and it resolves once the stack has recovered. FIXME: each fails today, for
-/// reasons outside this test (measured on the real engine, 2 cores):
-/// - The default 10 s lane poll is the OOM-to-webhook time (see the test above).
-/// - Docker's `die` (exit 137) comes 0.5 to 4 s after the `oom`, so the agent sends them in
-///   separate batches and the monitor, woken by the first, folds them in separate passes;
-///   `cfa_core::monitor::event_observations` excuses a 137 only when the OOM kill is in the
-///   same pass, so every kill also opens `unexpected_exit`, with its own firing and resolved
-///   message on every channel.
-/// - A pass with no new `oom` event judges the stack from Coolify's last stored status (the
-///   container's death is not in it yet) and resolves the OOM incident ("after 0s"), before
-///   Docker has restarted the container.
-/// - Under the rendered CPU limit (0.25) one kill can take seconds, and Docker sends an `oom`
-///   event each time the cgroup hits its limit (256 for one kill, over 4 s, seen once in
-///   seven runs): the incident then opens, resolves and opens again across passes, and turns
-///   into a `flapping` incident as well.
+/// in under 5 s (the controller wakes the dispatcher after a monitor pass that queued
+/// messages), it is the only incident (Docker's `die` with exit 137, which comes 0.5 to 4 s
+/// after its `oom` and is often folded in the next pass, is matched to the kill by container
+/// and time), with one firing and one resolved message on each channel, and it resolves only
+/// once the container was restarted (Coolify's stored status still shows the killed one, and
+/// one kill can raise several `oom` events over seconds under the rendered CPU limit).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "blocked: nothing wakes cfa serve's alert dispatcher after a monitor pass (10 s to the webhook); the exit 137 after an OOM kill opens a second incident; the OOM resolves before the restart (FIXME above)"]
 async fn an_oom_kill_is_the_only_incident_and_resolves_after_the_restart() {
     let Some(outcome) = oom_scenario(None).await else {
         return;

@@ -108,6 +108,9 @@ struct Seen {
     observation: Observation,
 }
 
+/// How long before a `die` with exit code 137 an `oom` of the same container explains it.
+const OOM_BEFORE_DIE_NS: i64 = 60_000_000_000;
+
 /// A monitor pass, or why there was none.
 #[derive(Debug)]
 pub enum MonitorPass {
@@ -168,7 +171,19 @@ impl Engine {
             let container = event.container_name.clone();
             let sighting = match (event.kind.as_str(), event.exit_code) {
                 ("oom", _) => HostSighting::OomKilled { container },
-                ("died", Some(exit_code)) => HostSighting::Died { container, exit_code },
+                ("died", Some(exit_code)) => {
+                    // Docker's `die` can come seconds after its `oom`, in a later batch.
+                    let after_oom = exit_code == 137
+                        && pocketbase
+                            .host_oom_between(
+                                &container,
+                                event.at_ns - OOM_BEFORE_DIE_NS,
+                                event.at_ns,
+                            )
+                            .await
+                            .map_err(|error| all.pocketbase(Step::RecordRunning, error))?;
+                    HostSighting::Died { container, exit_code, after_oom }
+                }
                 _ => continue,
             };
             sightings
@@ -196,7 +211,9 @@ impl Engine {
                     let key = (tenant.slug.clone(), record.stack_name.clone());
                     let Some(found) = sightings.get(&key) else { continue };
                     let subject = stack_subject(&tenant.slug, record);
-                    for (kind, observation) in event_observations(found, record.status, false) {
+                    for (kind, observation) in
+                        event_observations(found, record.status, false, false)
+                    {
                         seen.push(Seen { subject: subject.clone(), kind, observation });
                     }
                 }
@@ -280,7 +297,9 @@ impl Engine {
                     let key = (tenant.slug.clone(), record.stack_name.clone());
                     let found = sightings.get(&key).map_or(&[][..], Vec::as_slice);
                     let healthy = verdict == Some(HealthVerdict::Healthy);
-                    let from_host = event_observations(found, record.status, healthy);
+                    let recovered = healthy
+                        && self.recovered_from_oom(&stored, &subject, &tenant.slug, record).await?;
+                    let from_host = event_observations(found, record.status, healthy, recovered);
                     for (kind, observation) in check.observations.into_iter().chain(from_host) {
                         seen.push(Seen { subject: subject.clone(), kind, observation });
                     }
@@ -390,6 +409,49 @@ impl Engine {
         }
 
         Ok(report)
+    }
+
+    /// Whether a stack with an open OOM incident has been restarted since its last kill (the
+    /// host agent saw it start), or the kill is old enough for Coolify's status to show what
+    /// followed. True when no OOM incident is open.
+    async fn recovered_from_oom(
+        &self,
+        stored: &[StoredTrack],
+        subject: &IncidentSubject,
+        tenant: &str,
+        record: &AgentStack,
+    ) -> Result<bool, EngineError> {
+        let key = track_key(subject, IncidentKind::OomKilled);
+        let open = stored
+            .iter()
+            .find(|track| track.key == key)
+            .and_then(|track| track_from_json(IncidentKind::OomKilled, &track.track))
+            .is_some_and(|track| track.open_incident().is_some());
+        if !open {
+            return Ok(true);
+        }
+        let all = Subject { tenant: "*".to_owned(), stack: "*".to_owned() };
+        let failed = |error| all.pocketbase(Step::RecordRunning, error);
+        let pocketbase = &self.inner.pocketbase;
+        let stack = &record.stack_name;
+        let Some(killed) =
+            pocketbase.host_event_latest(tenant, stack, "oom").await.map_err(failed)?
+        else {
+            return Ok(true);
+        };
+        let started = pocketbase
+            .host_event_latest(tenant, stack, "started")
+            .await
+            .map_err(|error| all.pocketbase(Step::RecordRunning, error))?;
+        if started.is_some_and(|started| started > killed) {
+            return Ok(true);
+        }
+        let settings = &self.inner.settings;
+        let settled = (settings.status_lag * 2 + settings.poll_interval).as_nanos();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos());
+        Ok(now.saturating_sub(u128::try_from(killed).unwrap_or(0)) > settled)
     }
 
     /// Every configured server's capacity with what the records place on it reserved.
