@@ -59,6 +59,7 @@ mod environment_drift;
 mod execute;
 mod incident_store;
 mod monitor;
+mod monitor_tracks;
 mod observe;
 mod power;
 mod provision;
@@ -158,7 +159,7 @@ struct Inner {
     /// The monitor's tracks as of its last pass, by key (`monitor::CachedTrack`): their
     /// window of recent checks changes every check, and is written to PocketBase only with a
     /// change that matters, so a steady stream costs no write.
-    tracks: StdMutex<HashMap<String, monitor::CachedTrack>>,
+    tracks: StdMutex<HashMap<String, monitor_tracks::CachedTrack>>,
     admission_lock: Mutex<()>,
     /// Each server's destination for new services (one lookup per server and process).
     destinations: StdMutex<HashMap<String, Option<String>>>,

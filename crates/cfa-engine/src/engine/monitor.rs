@@ -21,12 +21,10 @@ use cfa_core::monitor::{
     HostSighting, StackSighting, check_stack, event_observations, record_health,
 };
 use cfa_core::{HealthVerdict, ProbeOutcome};
-use cfa_pocketbase::{NewIncident, StoredTrack};
+use cfa_pocketbase::StoredTrack;
 
-use super::incident_store::{
-    subject_from_json, subject_names, subject_to_json, timestamp, track_from_json, track_key,
-    track_to_json,
-};
+use super::incident_store::{subject_from_json, timestamp, track_from_json, track_key};
+use super::monitor_tracks::Change;
 use super::*;
 
 /// What one monitor pass saw and wrote.
@@ -65,40 +63,6 @@ impl MonitorReport {
             + self.outbox_writes
             + self.events_seen
     }
-}
-
-/// A track as the last pass left it, and as PocketBase holds it (`None`: not stored).
-#[derive(Debug)]
-pub(super) struct CachedTrack {
-    stored: Option<IncidentTrack>,
-    current: IncidentTrack,
-}
-
-/// Whether `new` differs from `stored` in more than its window of recent checks (which moves
-/// with every check; only the process's cache follows it, and after a restart the stored
-/// window is a little old, which only delays a flapping verdict).
-fn worth_writing(stored: Option<&IncidentTrack>, new: &IncidentTrack) -> bool {
-    let at_rest = *new == IncidentTrack::new(new.kind);
-    match stored {
-        None => !at_rest,
-        Some(_) if at_rest => true,
-        Some(stored) => {
-            let mut windowless = new.clone();
-            windowless.recent_checks = stored.recent_checks;
-            windowless != *stored
-        }
-    }
-}
-
-/// One stream's track before and after a check, and what PocketBase holds of it.
-struct Change<'a> {
-    subject: &'a IncidentSubject,
-    kind: IncidentKind,
-    kept: Option<&'a StoredTrack>,
-    /// `kept`, read back (`None` also when it does not read back).
-    stored: Option<&'a IncidentTrack>,
-    old: &'a IncidentTrack,
-    new: &'a IncidentTrack,
 }
 
 /// One observation to fold into its track.
@@ -523,96 +487,6 @@ impl Engine {
             .buffer_unordered(settings.monitor.concurrency.max(1))
             .collect()
             .await
-    }
-
-    /// The track the last pass left, if PocketBase still holds what that pass stored.
-    fn cached_track(&self, key: &str, stored: Option<&IncidentTrack>) -> Option<IncidentTrack> {
-        let cache = self.inner.tracks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let cached = cache.get(key)?;
-        (cached.stored.as_ref() == stored).then(|| cached.current.clone())
-    }
-
-    fn cache_track(&self, key: String, stored: Option<IncidentTrack>, current: IncidentTrack) {
-        let mut cache = self.inner.tracks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if stored.is_none() && current == IncidentTrack::new(current.kind) {
-            cache.remove(&key);
-        } else {
-            cache.insert(key, CachedTrack { stored, current });
-        }
-    }
-
-    /// Writes what changed about one stream: its track (deleted once at rest), and the
-    /// incident records it opened or resolved. Answers what PocketBase holds of the track now.
-    async fn keep_track(
-        &self,
-        change: Change<'_>,
-        now: SystemTime,
-        report: &mut MonitorReport,
-    ) -> Result<Option<IncidentTrack>, EngineError> {
-        let Change { subject, kind, kept, stored, old, new } = change;
-        let all = Subject { tenant: "*".to_owned(), stack: "*".to_owned() };
-        let pocketbase = &self.inner.pocketbase;
-        let failed = |error| all.pocketbase(Step::RecordRunning, error);
-        let unreadable = kept.is_some() && stored.is_none();
-        let mut stored_after = stored.cloned();
-        if unreadable || worth_writing(stored, new) {
-            let at_rest = *new == IncidentTrack::new(kind);
-            stored_after = (!at_rest).then(|| new.clone());
-            match (kept, at_rest) {
-                (Some(kept), true) => pocketbase.track_delete(&kept.id).await.map_err(failed)?,
-                (None, true) => {}
-                (kept, false) => {
-                    let key = track_key(subject, kind);
-                    let subject_json = subject_to_json(subject);
-                    let track = track_to_json(new);
-                    let id = kept.map(|kept| kept.id.as_str());
-                    pocketbase
-                        .track_save(id, &key, &subject_json, kind.as_str(), &track)
-                        .await
-                        .map_err(failed)?;
-                }
-            }
-            report.track_writes += 1;
-        }
-        let (old_key, new_key) = (old.open_incident_key(subject), new.open_incident_key(subject));
-        if old_key != new_key {
-            if let Some(old_key) = old_key {
-                self.resolve_incident(&old_key, now, report).await?;
-            }
-            if let (Some(key), Some(open)) = (new_key, new.open_incident()) {
-                let (tenant, stack) = subject_names(subject);
-                let flapping = matches!(new.state, TrackState::Flapping(_));
-                let incident = NewIncident {
-                    key: key.clone(),
-                    kind: if flapping { IncidentKind::Flapping } else { kind }.as_str().to_owned(),
-                    flapping_of: flapping.then(|| kind.as_str().to_owned()),
-                    subject: subject_to_json(subject),
-                    tenant,
-                    stack,
-                    opened_at: timestamp(open.opened_at),
-                    detail: open.detail.clone(),
-                };
-                pocketbase.incident_open(&incident).await.map_err(failed)?;
-                report.opened.push(key);
-            }
-        }
-        Ok(stored_after)
-    }
-
-    async fn resolve_incident(
-        &self,
-        key: &str,
-        now: SystemTime,
-        report: &mut MonitorReport,
-    ) -> Result<(), EngineError> {
-        let all = Subject { tenant: "*".to_owned(), stack: "*".to_owned() };
-        self.inner
-            .pocketbase
-            .incident_resolve(key, timestamp(now))
-            .await
-            .map_err(|error| all.pocketbase(Step::RecordRunning, error))?;
-        report.resolved.push(key.to_owned());
-        Ok(())
     }
 }
 
