@@ -107,13 +107,16 @@ pub enum IncidentKind {
     ControllerLeaseLost,
     /// Coolify's API does not answer: one platform incident, never every stack flipped.
     CoolifyUnreachable,
+    /// PocketBase does not answer: nothing can be recorded, so it goes out through the local
+    /// spool.
+    PocketBaseUnreachable,
     /// Another kind's condition changes too often; reported instead of that kind.
     Flapping,
 }
 
 impl IncidentKind {
     /// Every kind, in declaration order.
-    pub const ALL: [IncidentKind; 16] = [
+    pub const ALL: [IncidentKind; 17] = [
         IncidentKind::Unhealthy,
         IncidentKind::RestartLoop,
         IncidentKind::OomKilled,
@@ -129,6 +132,7 @@ impl IncidentKind {
         IncidentKind::OrphanService,
         IncidentKind::ControllerLeaseLost,
         IncidentKind::CoolifyUnreachable,
+        IncidentKind::PocketBaseUnreachable,
         IncidentKind::Flapping,
     ];
 
@@ -150,6 +154,7 @@ impl IncidentKind {
             IncidentKind::OrphanService => "orphan_service",
             IncidentKind::ControllerLeaseLost => "controller_lease_lost",
             IncidentKind::CoolifyUnreachable => "coolify_unreachable",
+            IncidentKind::PocketBaseUnreachable => "pocketbase_unreachable",
             IncidentKind::Flapping => "flapping",
         }
     }
@@ -180,6 +185,7 @@ impl IncidentKind {
             IncidentKind::OrphanService => "orphan service",
             IncidentKind::ControllerLeaseLost => "controller lease lost",
             IncidentKind::CoolifyUnreachable => "Coolify unreachable",
+            IncidentKind::PocketBaseUnreachable => "PocketBase unreachable",
             IncidentKind::Flapping => "flapping",
         }
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cfa_coolify::CoolifyError;
 use cfa_core::{AdmissionError, Remedy, StackRef, StackStatus};
-use cfa_pocketbase::PocketBaseError;
+use cfa_pocketbase::{PocketBaseError, PocketBaseErrorKind};
 
 use crate::steps::Step;
 
@@ -233,6 +233,15 @@ impl EngineError {
     /// Coolify was down, or too busy to answer, while the operation ran: nothing is wrong
     /// with the stack, so its record keeps its status (only `error_message` says what
     /// happened) and the next activation resumes it.
+    /// PocketBase did not answer (down, unreachable, or failing with 5xx).
+    pub fn is_pocketbase_unreachable(&self) -> bool {
+        matches!(
+            self,
+            EngineError::PocketBase { source, .. }
+                if matches!(source.kind, PocketBaseErrorKind::Transport | PocketBaseErrorKind::Server)
+        )
+    }
+
     pub fn is_platform_outage(&self) -> bool {
         match self {
             EngineError::CoolifyUnavailable { .. } => true,

@@ -14,6 +14,7 @@ mod engine;
 mod error;
 mod outbox;
 pub mod plan;
+mod pocketbase_watch;
 mod probe;
 mod settings;
 pub mod steps;
@@ -33,6 +34,7 @@ pub use engine::{
 };
 pub use error::{EngineError, ErrorClass, Refusal, TenantRefusal};
 pub use outbox::PocketBaseOutbox;
+pub use pocketbase_watch::PocketBaseWatch;
 pub use settings::{
     EngineSettings, Failpoint, FinalBackupSettings, Injected, MonitorSettings, ProbeSettings,
     ServerSettings,

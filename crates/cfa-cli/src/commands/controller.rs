@@ -105,9 +105,11 @@ pub(crate) async fn run_passes(
 ) -> anyhow::Result<()> {
     let monitor_wake = monitor_wake.unwrap_or_default();
     if once {
-        return pass_loop(global, platform, args, true, &monitor_wake, None).await;
+        let alerting = Alerting { dispatcher: None, spool: None };
+        return pass_loop(global, platform, args, true, &monitor_wake, alerting).await;
     }
     let dispatcher = super::monitor::dispatcher(&platform.config, platform)?;
+    let spool = super::monitor::spool_dispatcher(&platform.config)?;
     let heartbeat = super::monitor::heartbeat(&platform.config)?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let until_stopped = || {
@@ -117,8 +119,8 @@ pub(crate) async fn run_passes(
         }
     };
     let passes = async {
-        let result =
-            pass_loop(global, platform, args, false, &monitor_wake, dispatcher.as_ref()).await;
+        let alerting = Alerting { dispatcher: dispatcher.as_ref(), spool: spool.as_ref() };
+        let result = pass_loop(global, platform, args, false, &monitor_wake, alerting).await;
         let _ = stop.send(true);
         result
     };
@@ -127,13 +129,26 @@ pub(crate) async fn run_passes(
             dispatcher.run(until_stopped()).await;
         }
     };
+    let spooling = async {
+        if let Some(spool) = &spool {
+            spool.run(until_stopped()).await;
+        }
+    };
     let beating = async {
         if let Some(heartbeat) = &heartbeat {
             heartbeat.run(until_stopped()).await;
         }
     };
-    let (result, (), ()) = tokio::join!(passes, delivering, beating);
+    let (result, (), (), ()) = tokio::join!(passes, delivering, spooling, beating);
     result
+}
+
+/// Where a pass's alerts go: PocketBase's outbox (its dispatcher woken after a monitor pass),
+/// or, for PocketBase itself being down, the local spool.
+#[derive(Clone, Copy)]
+struct Alerting<'a> {
+    dispatcher: Option<&'a cfa_alerts::Dispatcher<cfa_engine::PocketBaseOutbox>>,
+    spool: Option<&'a cfa_alerts::Dispatcher<cfa_alerts::SpoolOutbox>>,
 }
 
 /// The controller's passes (and, unless `once`, the monitor's between them).
@@ -143,8 +158,10 @@ async fn pass_loop(
     args: &PassArgs,
     once: bool,
     monitor_wake: &tokio::sync::Notify,
-    dispatcher: Option<&cfa_alerts::Dispatcher<cfa_engine::PocketBaseOutbox>>,
+    alerting: Alerting<'_>,
 ) -> anyhow::Result<()> {
+    let mut pocketbase_watch =
+        cfa_engine::PocketBaseWatch::new(platform.engine.settings().monitor.policies.clone());
     let concurrency = usize::try_from(args.concurrency).unwrap_or(4);
     let lease = Duration::from_secs(args.lease_seconds);
     let holder = holder_name();
@@ -208,12 +225,22 @@ async fn pass_loop(
         }
         if Instant::now() >= next_monitor {
             next_monitor = Instant::now() + monitor_interval;
-            match engine.monitor_under_lease(&holder, lease).await.map_err(engine_error) {
+            let monitored = engine.monitor_under_lease(&holder, lease).await;
+            // PocketBase down cannot be recorded in PocketBase: the local spool sends it.
+            for message in pocketbase_watch.observe(&monitored, std::time::SystemTime::now()) {
+                tracing::error!(title = %message.title(), "alert through the local spool");
+                if let Some(spool) = alerting.spool
+                    && let Err(error) = spool.enqueue_grouped(&message).await
+                {
+                    tracing::error!(%error, "cannot spool the alert");
+                }
+            }
+            match monitored.map_err(engine_error) {
                 Ok(MonitorPass::Ran(report)) => {
                     super::monitor::print_report(global, &report)?;
                     // Its messages are in the outbox: deliver them now, not at the next poll.
                     if report.outbox_writes > 0
-                        && let Some(dispatcher) = dispatcher
+                        && let Some(dispatcher) = alerting.dispatcher
                     {
                         dispatcher.wake();
                     }

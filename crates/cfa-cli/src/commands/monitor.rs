@@ -66,6 +66,26 @@ pub(crate) fn dispatcher(
     Ok(Some(Dispatcher::new(channels, outbox, RetryPolicy::from_config(&alerts.delivery))))
 }
 
+/// The dispatcher over `[alerts] spool_dir`, for what cannot go through PocketBase (PocketBase
+/// being down); `None` without channels or a spool directory.
+pub(crate) fn spool_dispatcher(
+    config: &Config,
+) -> anyhow::Result<Option<Dispatcher<cfa_alerts::SpoolOutbox>>> {
+    let Some(alerts) = &config.file.alerts else { return Ok(None) };
+    let Some(dir) = &alerts.spool_dir else { return Ok(None) };
+    let channels = cfa_alerts::channels_from_config(alerts)
+        .map_err(|error| exit::usage(anyhow::Error::new(error)))
+        .context("[alerts] is not usable")?;
+    if channels.is_empty() {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create [alerts] spool_dir `{}`", dir.display()))?;
+    let outbox = cfa_alerts::SpoolOutbox::open(dir)
+        .with_context(|| format!("cannot open [alerts] spool_dir `{}`", dir.display()))?;
+    Ok(Some(Dispatcher::new(channels, outbox, RetryPolicy::from_config(&alerts.delivery))))
+}
+
 /// The dead-man's switch `[alerts.heartbeat]` configures.
 pub(crate) fn heartbeat(config: &Config) -> anyhow::Result<Option<Heartbeat>> {
     let Some(heartbeat) = config.file.alerts.as_ref().and_then(|alerts| alerts.heartbeat.as_ref())

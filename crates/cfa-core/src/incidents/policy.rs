@@ -104,12 +104,14 @@ impl AlertPolicy {
             | K::StuckDeploying => at_once(4 * HOUR, flapping),
             // A lease taken over by another controller is gone for a few seconds; a minute
             // without one is an outage of the control plane.
-            K::ControllerLeaseLost | K::CoolifyUnreachable => AlertPolicy {
-                pending_for: MINUTE,
-                consecutive_failures: 1,
-                repeat_every: HOUR,
-                flapping,
-            },
+            K::ControllerLeaseLost | K::CoolifyUnreachable | K::PocketBaseUnreachable => {
+                AlertPolicy {
+                    pending_for: MINUTE,
+                    consecutive_failures: 1,
+                    repeat_every: HOUR,
+                    flapping,
+                }
+            }
             // Reservations change on admission and delete only: no wait, but flapping around
             // the threshold is caught; one reminder a day.
             K::CapacityLow => at_once(DAY, flapping),
