@@ -25,7 +25,7 @@
 //! - `cfa-message-id: <message_id>`, the same as in the body.
 //!
 //! The body is one [`AlertMessage`]; every message has an `incidents` array, one entry or
-//! five hundred:
+//! five hundred (at most [`MAX_INCIDENTS`]; `omitted` counts the rest of `count`):
 //!
 //! ```json
 //! {
@@ -52,7 +52,8 @@
 //!     "opened_at": "2027-01-15T08:00:00.000Z",
 //!     "at": "2027-01-15T08:00:01.250Z",
 //!     "detail": "exit code 137"
-//!   }]
+//!   }],
+//!   "omitted": 0
 //! }
 //! ```
 //!
@@ -92,6 +93,6 @@ pub use channel::{
 pub use config::AlertsConfig;
 pub use dispatch::{AttemptOutcome, AttemptReport, ChannelReport, Dispatcher, RetryPolicy};
 pub use heartbeat::{Heartbeat, HeartbeatError};
-pub use message::{AlertMessage, AlertStatus, IncidentEntry, NotificationType};
+pub use message::{AlertMessage, AlertStatus, IncidentEntry, MAX_INCIDENTS, NotificationType};
 pub use outbox::{Delivery, DeliveryStatus, MemoryOutbox, Outbox, OutboxError, SpoolOutbox};
 pub use secret::Secret;

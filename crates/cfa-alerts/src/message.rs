@@ -33,11 +33,19 @@ pub struct AlertMessage {
     /// The title, then one line per listed incident and `and N more` (what Telegram and
     /// e-mail show).
     pub text: String,
-    /// How many incidents, the length of `incidents`.
+    /// How many incidents the message is about.
     pub count: usize,
-    /// Every incident of the message, sorted by subject key (all of them, not only the listed).
+    /// The incidents of the message, sorted by subject key: all of them up to
+    /// [`MAX_INCIDENTS`], the first [`MAX_INCIDENTS`] beyond (a storm of 10,000 would be a
+    /// 4 MB body); `omitted` says how many more there are.
     pub incidents: Vec<IncidentEntry>,
+    /// Incidents counted in `count` but not listed in `incidents`.
+    #[serde(default)]
+    pub omitted: usize,
 }
+
+/// At most this many incidents are listed in one message's `incidents` (about 400 KB).
+pub const MAX_INCIDENTS: usize = 1000;
 
 /// One incident in a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +144,9 @@ impl AlertMessage {
             .collect();
         let kind = grouped.incident_kind.as_str().to_owned();
         let message_id = message_id(&kind, notification, resolution.as_deref(), &incidents);
+        let count = incidents.len();
+        let mut incidents = incidents;
+        incidents.truncate(MAX_INCIDENTS);
         AlertMessage {
             version: WIRE_VERSION,
             message_id,
@@ -145,7 +156,8 @@ impl AlertMessage {
             resolution,
             title: grouped.title(),
             text: grouped.text(),
-            count: incidents.len(),
+            count,
+            omitted: count - incidents.len(),
             incidents,
         }
     }
@@ -245,6 +257,23 @@ mod tests {
         )
     }
 
+    /// A storm of 10,000 lists the first thousand and counts the rest, so the body stays
+    /// under half a megabyte; its id still covers every incident.
+    #[test]
+    fn a_storm_lists_the_first_thousand_incidents_and_counts_the_rest() {
+        let storm: Vec<_> = (0..10_000)
+            .map(|index| oom(&format!("t{index:05}"), NotificationKind::Opened))
+            .collect();
+        let mut one_less = storm.clone();
+        one_less.pop();
+        let grouped = group_notifications(storm, 20);
+        let message = AlertMessage::from_grouped(&grouped[0]);
+        assert_eq!((message.count, message.incidents.len(), message.omitted), (10_000, 1000, 9000));
+        assert!(serde_json::to_vec(&message).unwrap().len() < 512 * 1024);
+        let other = AlertMessage::from_grouped(&group_notifications(one_less, 20)[0]);
+        assert_ne!(message.message_id, other.message_id, "the id covers the unlisted too");
+    }
+
     #[test]
     fn a_single_open_has_the_incident_its_subject_and_times() {
         let grouped = group_notifications(vec![oom("acme", NotificationKind::Opened)], 20);
@@ -277,6 +306,7 @@ mod tests {
                     "at": "2027-01-15T08:01:30.000Z",
                     "detail": "exit code 137",
                 }],
+                "omitted": 0,
             })
         );
         assert_eq!(message.message_id.len(), 32);

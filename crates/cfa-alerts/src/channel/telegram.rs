@@ -195,6 +195,7 @@ mod tests {
             text: text.into(),
             count: 1,
             incidents: Vec::new(),
+            omitted: 0,
         }
     }
 

@@ -345,6 +345,7 @@ mod tests {
             text: format!("opened: {id}"),
             count: 0,
             incidents: Vec::new(),
+            omitted: 0,
         }
     }
 
