@@ -22,6 +22,7 @@ use cfa_core::monitor::{
 };
 use cfa_core::{HealthVerdict, ProbeOutcome};
 use cfa_pocketbase::StoredTrack;
+use futures::StreamExt as _;
 
 use super::incident_store::{subject_from_json, timestamp, track_from_json, track_key};
 use super::monitor_tracks::Change;
@@ -71,6 +72,9 @@ struct Seen {
     kind: IncidentKind,
     observation: Observation,
 }
+
+/// PocketBase writes of one pass in flight at once (a storm opens thousands of incidents).
+const WRITES_IN_FLIGHT: usize = 16;
 
 /// How long before a `die` with exit code 137 an `oom` of the same container explains it.
 const OOM_BEFORE_DIE_NS: i64 = 60_000_000_000;
@@ -320,18 +324,32 @@ impl Engine {
         report.messages = group_notifications(notifications, settings.monitor.listed_per_message);
         self.queue_messages(&report.messages, now, &mut report.outbox_writes).await?;
 
-        for (subject, kind, key, kept, stored_track, old, new) in stepped {
-            let change = Change {
-                subject: &subject,
-                kind,
-                kept: kept.as_ref(),
-                stored: stored_track.as_ref(),
-                old: &old,
-                new: &new,
-            };
-            let stored_after = self.keep_track(change, now, &mut report).await?;
-            self.cache_track(key, stored_after, new);
+        // Only changed streams write; a storm's thousands of them go WRITES_IN_FLIGHT at a time.
+        let changed = stepped.into_iter().map(
+            |(subject, kind, key, kept, stored_track, old, new)| async move {
+                let change = Change {
+                    subject: &subject,
+                    kind,
+                    kept: kept.as_ref(),
+                    stored: stored_track.as_ref(),
+                    old: &old,
+                    new: &new,
+                };
+                let (stored_after, written) = self.keep_track(change, now).await?;
+                self.cache_track(key, stored_after, new);
+                Ok::<MonitorReport, EngineError>(written)
+            },
+        );
+        let mut writes = futures::stream::iter(changed).buffer_unordered(WRITES_IN_FLIGHT);
+        while let Some(written) = writes.next().await {
+            let written = written?;
+            report.track_writes += written.track_writes;
+            report.opened.extend(written.opened);
+            report.resolved.extend(written.resolved);
         }
+        drop(writes);
+        report.opened.sort();
+        report.resolved.sort();
         for event in &events {
             pocketbase
                 .host_event_seen(&event.id)
@@ -350,26 +368,34 @@ impl Engine {
             report.track_writes += 1;
         }
 
-        for record in &records {
-            let verdict = verdicts.get(&record.id).copied().flatten();
-            let firing = firing.get(&record.id).map(String::as_str);
-            let Some(health) =
-                record_health(record.status, record.error_message.as_deref(), verdict, firing)
-            else {
-                continue;
-            };
-            let patch = StackPatch {
-                status: Some(health.status),
-                error_message: Some(health.error_message),
-                last_health_check: Some(timestamp(now)),
-                ..StackPatch::default()
-            };
-            match pocketbase.stack_update_if(&record.id, record.updated_at, &patch).await {
-                Ok(_) => report.record_writes += 1,
+        let patches: Vec<(&AgentStack, StackPatch)> = records
+            .iter()
+            .filter_map(|record| {
+                let verdict = verdicts.get(&record.id).copied().flatten();
+                let firing = firing.get(&record.id).map(String::as_str);
+                let health =
+                    record_health(record.status, record.error_message.as_deref(), verdict, firing)?;
+                let patch = StackPatch {
+                    status: Some(health.status),
+                    error_message: Some(health.error_message),
+                    last_health_check: Some(timestamp(now)),
+                    ..StackPatch::default()
+                };
+                Some((record, patch))
+            })
+            .collect();
+        let updates = patches.iter().map(|(record, patch)| async move {
+            match pocketbase.stack_update_if(&record.id, record.updated_at, patch).await {
+                Ok(_) => Ok(1),
                 // A tenant's request or the controller came first: the next pass judges again.
-                Err(error) if error.kind == PocketBaseErrorKind::Stale => {}
-                Err(error) => return Err(all.pocketbase(Step::RecordRunning, error)),
+                Err(error) if error.kind == PocketBaseErrorKind::Stale => Ok(0),
+                Err(error) => Err(error),
             }
+        });
+        let mut updates = futures::stream::iter(updates).buffer_unordered(WRITES_IN_FLIGHT);
+        while let Some(written) = updates.next().await {
+            report.record_writes +=
+                written.map_err(|error| all.pocketbase(Step::RecordRunning, error))?;
         }
 
         Ok(report)

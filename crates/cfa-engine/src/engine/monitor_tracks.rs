@@ -72,13 +72,15 @@ impl Engine {
     }
 
     /// Writes what changed about one stream: its track (deleted once at rest), and the
-    /// incident records it opened or resolved. Answers what PocketBase holds of the track now.
+    /// incident records it opened or resolved. Answers what PocketBase holds of the track now
+    /// and what was written.
     pub(super) async fn keep_track(
         &self,
         change: Change<'_>,
         now: SystemTime,
-        report: &mut MonitorReport,
-    ) -> Result<Option<IncidentTrack>, EngineError> {
+    ) -> Result<(Option<IncidentTrack>, MonitorReport), EngineError> {
+        let mut written = MonitorReport::default();
+        let report = &mut written;
         let Change { subject, kind, kept, stored, old, new } = change;
         let all = Subject { tenant: "*".to_owned(), stack: "*".to_owned() };
         let pocketbase = &self.inner.pocketbase;
@@ -126,7 +128,7 @@ impl Engine {
                 report.opened.push(key);
             }
         }
-        Ok(stored_after)
+        Ok((stored_after, written))
     }
 
     pub(super) async fn resolve_incident(
