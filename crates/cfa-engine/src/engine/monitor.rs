@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime};
 
 use cfa_alerts::{AlertMessage, Delivery, Outbox};
 use cfa_core::incidents::{
-    GroupedMessage, IncidentKind, IncidentSubject, IncidentTrack, Notification, Observation,
-    TrackState, group_notifications, judge_capacity, resolve_removed, step,
+    Condition, GroupedMessage, IncidentKind, IncidentSubject, IncidentTrack, Notification,
+    Observation, TrackState, group_notifications, judge_capacity, resolve_removed, step,
 };
 use cfa_core::monitor::{
     HostSighting, StackSighting, check_stack, event_observations, record_health,
@@ -159,6 +159,21 @@ impl Engine {
                 .or_default()
                 .push(sighting);
         }
+        // Streams with a track (stored, or cached from an earlier pass): a clear or empty
+        // observation of any other stream leaves it at rest and sends nothing, so it is not
+        // kept (a fleet of healthy stacks then costs no per-stream memory).
+        let mut tracked: HashSet<String> = stored.iter().map(|track| track.key.clone()).collect();
+        tracked.extend(
+            self.inner
+                .tracks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .keys()
+                .cloned(),
+        );
+        let matters = |subject: &IncidentSubject, kind: IncidentKind, observation: &Observation| {
+            observation.condition == Condition::Holds || tracked.contains(&track_key(subject, kind))
+        };
         let mut seen = Vec::new();
         let mut verdicts: HashMap<String, Option<HealthVerdict>> = HashMap::new();
         match self.inner.coolify.list_services().await {
@@ -269,7 +284,9 @@ impl Engine {
                         && self.recovered_from_oom(&stored, &subject, &tenant.slug, record).await?;
                     let from_host = event_observations(found, record.status, healthy, recovered);
                     for (kind, observation) in check.observations.into_iter().chain(from_host) {
-                        seen.push(Seen { subject: subject.clone(), kind, observation });
+                        if matters(&subject, kind, &observation) {
+                            seen.push(Seen { subject: subject.clone(), kind, observation });
+                        }
                     }
                 }
             }
@@ -277,6 +294,7 @@ impl Engine {
 
         // Decide everything first (pure), queue the messages, then write the state: a crash in
         // between sends a message twice rather than never.
+        seen.retain(|seen| matters(&seen.subject, seen.kind, &seen.observation));
         let mut notifications: Vec<(IncidentSubject, Notification)> = Vec::new();
         let mut stored: HashMap<String, StoredTrack> =
             stored.into_iter().map(|track| (track.key.clone(), track)).collect();
