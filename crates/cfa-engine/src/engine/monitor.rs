@@ -174,6 +174,17 @@ impl Engine {
         let matters = |subject: &IncidentSubject, kind: IncidentKind, observation: &Observation| {
             observation.condition == Condition::Holds || tracked.contains(&track_key(subject, kind))
         };
+        // Streams with an open OOM incident, read once: only their stacks need the host events'
+        // word on whether they restarted since the kill.
+        let open_oom: HashSet<&str> = stored
+            .iter()
+            .filter(|track| track.kind == IncidentKind::OomKilled.as_str())
+            .filter(|track| {
+                track_from_json(IncidentKind::OomKilled, &track.track)
+                    .is_some_and(|track| track.open_incident().is_some())
+            })
+            .map(|track| track.key.as_str())
+            .collect();
         let mut seen = Vec::new();
         let mut verdicts: HashMap<String, Option<HealthVerdict>> = HashMap::new();
         match self.inner.coolify.list_services().await {
@@ -281,7 +292,9 @@ impl Engine {
                     let found = sightings.get(&key).map_or(&[][..], Vec::as_slice);
                     let healthy = verdict == Some(HealthVerdict::Healthy);
                     let recovered = healthy
-                        && self.recovered_from_oom(&stored, &subject, &tenant.slug, record).await?;
+                        && self
+                            .recovered_from_oom(&open_oom, &subject, &tenant.slug, record)
+                            .await?;
                     let from_host = event_observations(found, record.status, healthy, recovered);
                     for (kind, observation) in check.observations.into_iter().chain(from_host) {
                         if matters(&subject, kind, &observation) {
@@ -424,18 +437,14 @@ impl Engine {
     /// followed. True when no OOM incident is open.
     async fn recovered_from_oom(
         &self,
-        stored: &[StoredTrack],
+        open_oom: &HashSet<&str>,
         subject: &IncidentSubject,
         tenant: &str,
         record: &AgentStack,
     ) -> Result<bool, EngineError> {
-        let key = track_key(subject, IncidentKind::OomKilled);
-        let open = stored
-            .iter()
-            .find(|track| track.key == key)
-            .and_then(|track| track_from_json(IncidentKind::OomKilled, &track.track))
-            .is_some_and(|track| track.open_incident().is_some());
-        if !open {
+        if open_oom.is_empty()
+            || !open_oom.contains(track_key(subject, IncidentKind::OomKilled).as_str())
+        {
             return Ok(true);
         }
         let all = Subject { tenant: "*".to_owned(), stack: "*".to_owned() };
