@@ -433,8 +433,7 @@ impl Engine {
     }
 
     /// Whether a stack with an open OOM incident has been restarted since its last kill (the
-    /// host agent saw it start), or the kill is old enough for Coolify's status to show what
-    /// followed. True when no OOM incident is open.
+    /// host agent saw it start). True when no OOM incident is open.
     async fn recovered_from_oom(
         &self,
         open_oom: &HashSet<&str>,
@@ -460,15 +459,9 @@ impl Engine {
             .host_event_latest(tenant, stack, "started")
             .await
             .map_err(|error| all.pocketbase(Step::RecordRunning, error))?;
-        if started.is_some_and(|started| started > killed) {
-            return Ok(true);
-        }
-        let settings = &self.inner.settings;
-        let settled = (settings.status_lag * 2 + settings.poll_interval).as_nanos();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| since.as_nanos());
-        Ok(now.saturating_sub(u128::try_from(killed).unwrap_or(0)) > settled)
+        // The kill came from a host agent, so its restart will too: Coolify's status alone
+        // (stale for a status run) never says the killed container is back.
+        Ok(started.is_some_and(|started| started > killed))
     }
 
     /// Every configured server's capacity with what the records place on it reserved.

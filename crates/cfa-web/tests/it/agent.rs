@@ -104,7 +104,14 @@ async fn a_signed_oom_report_is_stored_once_and_opens_one_incident() {
     let detail = incidents[0].detail.clone().unwrap_or_default();
     assert!(detail.contains("bot-abc123") && detail.contains("OOM"), "{detail}");
 
-    // The stack is healthy again and no new event came: the OOM incident resolves.
+    // Healthy by Coolify's word, but not restarted since the kill: still open.
+    let stale = world.engine.monitor_pass().await.unwrap();
+    assert!(stale.resolved.is_empty(), "{stale:?}");
+    // The agent saw the container start again: the OOM incident resolves.
+    let mut started = event(&server, "ev-start-1", EventKind::Started);
+    started.at += 1_000_000_000;
+    let restart = EventBatch { server: server.clone(), events: vec![started], dropped: 0 };
+    assert_eq!(send(&world, &server, AGENT_SECRET, &restart, 0).await, 204);
     let recovered = world.engine.monitor_pass().await.unwrap();
     assert_eq!(recovered.resolved, keys);
 }
