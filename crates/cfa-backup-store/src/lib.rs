@@ -77,6 +77,13 @@ pub enum BackupStoreError {
         #[source]
         source: Box<object_store::Error>,
     },
+    #[error("the download of `{key}` to {} failed: {source}\nhint: check the free space and permissions there, then retry", path.display())]
+    Local {
+        key: String,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl BackupStoreError {
@@ -207,6 +214,41 @@ impl BackupStore {
             .await
             .map_err(|source| self.error("get", key, source))?;
         result.bytes().await.map_err(|source| self.error("get", key, source))
+    }
+
+    /// Streams an object into the file `to` (created or truncated) and returns its size; the
+    /// file is checked against the object's size, so a cut download is an error, not a short
+    /// archive.
+    pub async fn download(&self, key: &str, to: &std::path::Path) -> Result<u64, BackupStoreError> {
+        use tokio::io::AsyncWriteExt as _;
+        let result = self
+            .store
+            .get(&Path::from(key))
+            .await
+            .map_err(|source| self.error("get", key, source))?;
+        let expected = result.meta.size;
+        let local = |source: std::io::Error| BackupStoreError::Local {
+            key: key.to_owned(),
+            path: to.to_path_buf(),
+            source,
+        };
+        let mut file = tokio::fs::File::create(to).await.map_err(local)?;
+        let mut stream = result.into_stream();
+        let mut written = 0u64;
+        while let Some(chunk) =
+            stream.try_next().await.map_err(|source| self.error("get", key, source))?
+        {
+            file.write_all(&chunk).await.map_err(local)?;
+            written += chunk.len() as u64;
+        }
+        file.flush().await.map_err(local)?;
+        file.sync_all().await.map_err(local)?;
+        if written != expected {
+            return Err(local(std::io::Error::other(format!(
+                "{written} bytes arrived of the object's {expected}"
+            ))));
+        }
+        Ok(written)
     }
 
     pub async fn put(&self, key: &str, content: Bytes) -> Result<(), BackupStoreError> {

@@ -65,6 +65,9 @@ pub(crate) enum Command {
     Upgrade(crate::commands::stacks::UpgradeArgs),
     /// Delete a stack: final backup on paid plans, service, empty project, record.
     Delete(crate::commands::stacks::DeleteArgs),
+    /// Volume backups of a stack: list the archives, run one now, restore.
+    #[command(subcommand)]
+    Backup(crate::commands::backup::BackupCommand),
     /// Stacks with their recorded status and what Coolify says now.
     Status(crate::commands::stacks::StatusArgs),
     /// The stacks PocketBase records.

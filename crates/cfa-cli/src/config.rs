@@ -70,6 +70,12 @@ pub(crate) struct MonitorSection {
     /// A stack `deploying` longer than this is stuck, e.g. "30m" (default).
     #[serde(default, with = "optional_duration")]
     pub(crate) stuck_after: Option<Duration>,
+    /// How often the bucket is listed to prove the stacks' backups, e.g. "1h" (default).
+    #[serde(default, with = "optional_duration")]
+    pub(crate) backup_check_interval: Option<Duration>,
+    /// How late a stack's newest archive may be beyond its daily period, e.g. "2h" (default).
+    #[serde(default, with = "optional_duration")]
+    pub(crate) backup_grace: Option<Duration>,
     /// Per incident kind (`unhealthy`, `oom_killed`, ...): `pending`, `checks`, `repeat`.
     #[serde(default)]
     pub(crate) kinds: std::collections::BTreeMap<String, KindSection>,
@@ -181,6 +187,9 @@ pub(crate) struct ServerSection {
     /// The secret this server's host agent signs its reports with (a file only you can read;
     /// the same bytes on the server). Without it, `cfa serve` takes no reports from it.
     pub(crate) agent_secret_file: Option<PathBuf>,
+    /// This server's Docker engine as cfa reaches it, for `cfa backup restore` only (Coolify
+    /// has no restore API): `unix:///run/cfa/<name>.sock` forwarded over SSH, or `tcp://`.
+    pub(crate) docker_host: Option<String>,
 }
 
 mod optional_duration {
@@ -417,6 +426,7 @@ impl Config {
                 if let Some(ratio) = server.disk_overcommit {
                     settings.disk_overcommit = ratio;
                 }
+                settings.docker_host.clone_from(&server.docker_host);
                 (server.uuid.clone(), settings)
             })
             .collect()

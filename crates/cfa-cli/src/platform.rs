@@ -203,6 +203,12 @@ fn monitor_settings(config: &Config) -> anyhow::Result<cfa_engine::MonitorSettin
     if let Some(stuck_after) = section.stuck_after {
         monitor.stuck_after = stuck_after;
     }
+    if let Some(interval) = section.backup_check_interval {
+        monitor.backup_check_interval = interval;
+    }
+    if let Some(grace) = section.backup_grace {
+        monitor.backups.grace = grace;
+    }
     for (name, kind_section) in &section.kinds {
         let kind = IncidentKind::parse(name)
             .map_err(|error| exit::usage(anyhow::format_err!("[monitor.kinds.{name}]: {error}")))?;

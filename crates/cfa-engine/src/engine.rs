@@ -48,6 +48,7 @@ use crate::steps::Step;
 
 mod admission;
 mod alerts;
+mod backups;
 mod cadence;
 mod capacity;
 mod claims;
@@ -59,6 +60,7 @@ mod environment_drift;
 mod execute;
 mod incident_store;
 mod monitor;
+mod monitor_backups;
 mod monitor_tracks;
 mod observe;
 mod power;
@@ -70,8 +72,10 @@ mod tenant_api;
 mod tenants;
 mod upgrade;
 mod views;
+mod volume_restore;
 mod wait;
 pub use alerts::{AlertAction, AlertActionError};
+pub use backups::{RestoreChoice, RestoreReport, StackBackups, VolumeArchive, VolumeBackups};
 pub use cadence::{Backoffs, Cadence, GIVE_UP_AFTER, PassFocus, Waiting};
 pub use capacity::{ServerView, resources_json};
 use claims::Created;
@@ -90,6 +94,7 @@ pub use reconcile::Reconciled;
 pub use tenant_api::{SecretsTakeEffect, TenantRequestError};
 pub use tenants::{PlanChange, TenantCreated, TenantRequest, tenant_json};
 pub use views::stack_json;
+pub use volume_restore::RestoredVolume;
 
 /// The Coolify environment every stack lives in (Coolify creates it with the project).
 const ENVIRONMENT: &str = "production";
@@ -161,6 +166,8 @@ struct Inner {
     /// change that matters, so a steady stream costs no write.
     tracks: StdMutex<HashMap<String, monitor_tracks::CachedTrack>>,
     admission_lock: Mutex<()>,
+    /// When the monitor last listed the bucket for its backup check.
+    backups_checked_at: StdMutex<Option<Instant>>,
     /// Each server's destination for new services (one lookup per server and process).
     destinations: StdMutex<HashMap<String, Option<String>>>,
 }
@@ -168,13 +175,28 @@ struct Inner {
 /// The record's `resource_limits` json. The Coolify server uuid is stored with the limits
 /// because capacity accounting needs both together (the limits reserve room on that server)
 /// and `agent_stacks` has no server field; the compose hash lets an upgrade skip an unchanged
-/// PATCH. The images are kept so capacity can count each image once per server.
+/// PATCH. The images are kept so capacity can count each image once per server; the volumes
+/// (with backups: since when they are due) so the monitor can find each one's archives in the
+/// bucket without a Coolify call per stack.
 #[derive(Debug, Clone, PartialEq)]
 struct RecordedLimits {
     server_uuid: String,
     limits: Resources,
     images: Vec<ImageFootprint>,
     compose_sha256: Option<String>,
+    /// The stack's Docker volumes as Coolify stores them; `None` until they were looked up.
+    volumes: Option<Vec<RecordedVolume>>,
+    /// When daily backups became due (unix ms): the schedule was first set, or the volumes
+    /// were first recorded for a stack that already had one.
+    backups_due_since_ms: Option<i64>,
+}
+
+/// One persistent volume: the Docker volume's name and Coolify's storage uuid (its archives'
+/// folder in the bucket).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RecordedVolume {
+    pub(crate) name: String,
+    pub(crate) storage_uuid: String,
 }
 
 impl RecordedLimits {
@@ -193,6 +215,15 @@ impl RecordedLimits {
         });
         if let Some(hash) = &self.compose_sha256 {
             value["compose_sha256"] = json!(hash);
+        }
+        if let Some(volumes) = &self.volumes {
+            value["volumes"] = volumes
+                .iter()
+                .map(|volume| json!({ "name": volume.name, "storage_uuid": volume.storage_uuid }))
+                .collect();
+        }
+        if let Some(since) = self.backups_due_since_ms {
+            value["backups_due_since_ms"] = json!(since);
         }
         value
     }
@@ -216,6 +247,18 @@ impl RecordedLimits {
                 })
                 .collect(),
             compose_sha256: value.get("compose_sha256").and_then(Value::as_str).map(str::to_owned),
+            volumes: value.get("volumes").and_then(Value::as_array).map(|volumes| {
+                volumes
+                    .iter()
+                    .filter_map(|volume| {
+                        Some(RecordedVolume {
+                            name: volume.get("name")?.as_str()?.to_owned(),
+                            storage_uuid: volume.get("storage_uuid")?.as_str()?.to_owned(),
+                        })
+                    })
+                    .collect()
+            }),
+            backups_due_since_ms: value.get("backups_due_since_ms").and_then(Value::as_i64),
         })
     }
 }
@@ -278,6 +321,7 @@ impl Engine {
                 looks: StdMutex::new(HashMap::new()),
                 tracks: StdMutex::new(HashMap::new()),
                 admission_lock: Mutex::new(()),
+                backups_checked_at: StdMutex::new(None),
                 destinations: StdMutex::new(HashMap::new()),
             }),
         }

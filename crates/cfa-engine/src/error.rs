@@ -145,6 +145,22 @@ pub enum EngineError {
         Remedy::FixThenDelete { stack: StackRef::new(tenant, stack), detail: hint.clone() }
     )]
     FinalBackup { tenant: String, stack: String, storage: String, detail: String, hint: String },
+    /// A backup could not be listed, made or restored (`cfa backup`); the detail names the
+    /// volume when one volume failed.
+    #[error("backup {action} of `{tenant}/{stack}` failed: {detail}\nhint: {hint}")]
+    Backup { tenant: String, stack: String, action: &'static str, detail: String, hint: String },
+    /// A backup operation that cannot be done as things are (no bucket, a plan without
+    /// backups, a stack in the middle of something); nothing was touched.
+    #[error(
+        "backup {action} of `{tenant}/{stack}` refused: {reason}; nothing was touched\nhint: {hint}"
+    )]
+    BackupRefused {
+        tenant: String,
+        stack: String,
+        action: &'static str,
+        reason: String,
+        hint: String,
+    },
     /// A test's failpoint stopped the engine after `step`, as a crash would.
     #[error("failpoint: stopped after `{step}` for `{tenant}/{stack}`")]
     Injected { tenant: String, stack: String, step: Step },
@@ -205,6 +221,7 @@ impl EngineError {
             EngineError::Refused { .. }
             | EngineError::InvalidState { .. }
             | EngineError::NoFinalBackupStore { .. }
+            | EngineError::BackupRefused { .. }
             | EngineError::DomainTaken { .. }
             | EngineError::SlugClash { .. } => ErrorClass::Refused,
             EngineError::Template { .. }
@@ -214,6 +231,7 @@ impl EngineError {
             | EngineError::DeployFailed { .. }
             | EngineError::Timeout { .. }
             | EngineError::FinalBackup { .. }
+            | EngineError::Backup { .. }
             | EngineError::CoolifyUnavailable { .. }
             | EngineError::Injected { .. }
             | EngineError::Superseded { .. }
@@ -370,6 +388,41 @@ impl Subject {
             stack: self.stack.clone(),
             storage: storage.to_owned(),
             detail: detail.into(),
+            hint: hint.into(),
+        }
+    }
+
+    pub(crate) fn backup(
+        &self,
+        action: &'static str,
+        volume: Option<&str>,
+        detail: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> EngineError {
+        let detail = detail.into();
+        EngineError::Backup {
+            tenant: self.tenant.clone(),
+            stack: self.stack.clone(),
+            action,
+            detail: match volume {
+                Some(volume) => format!("volume `{volume}`: {detail}"),
+                None => detail,
+            },
+            hint: hint.into(),
+        }
+    }
+
+    pub(crate) fn backup_refused(
+        &self,
+        action: &'static str,
+        reason: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> EngineError {
+        EngineError::BackupRefused {
+            tenant: self.tenant.clone(),
+            stack: self.stack.clone(),
+            action,
+            reason: reason.into(),
             hint: hint.into(),
         }
     }

@@ -32,6 +32,9 @@ pub use engine::{
 pub use engine::{
     PlanChange, ServerView, TenantCreated, TenantRequest, resources_json, stack_json, tenant_json,
 };
+pub use engine::{
+    RestoreChoice, RestoreReport, RestoredVolume, StackBackups, VolumeArchive, VolumeBackups,
+};
 pub use error::{EngineError, ErrorClass, Refusal, TenantRefusal};
 pub use outbox::PocketBaseOutbox;
 pub use pocketbase_watch::PocketBaseWatch;

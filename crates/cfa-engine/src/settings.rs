@@ -29,6 +29,10 @@ pub struct ServerSettings {
     pub cpu_overcommit: f64,
     pub memory_overcommit: f64,
     pub disk_overcommit: f64,
+    /// The server's Docker engine as this machine reaches it (`unix:///run/cfa/<name>.sock`,
+    /// an SSH-forwarded socket; or `tcp://`): only a restore uses it, since Coolify has no
+    /// volume-restore API.
+    pub docker_host: Option<String>,
 }
 
 impl ServerSettings {
@@ -41,6 +45,7 @@ impl ServerSettings {
             cpu_overcommit: DEFAULT_CPU_OVERCOMMIT,
             memory_overcommit: 1.0,
             disk_overcommit: 1.0,
+            docker_host: None,
         }
     }
 
@@ -137,6 +142,12 @@ pub struct MonitorSettings {
     pub listed_per_message: usize,
     /// Reserved RAM and disk shares past which a server's capacity is low.
     pub capacity: cfa_core::incidents::CapacityThresholds,
+    /// What a good backup history looks like (period, grace, empty, shrunk).
+    pub backups: cfa_core::incidents::BackupExpectations,
+    /// The bucket is listed for the backup check at most this often.
+    pub backup_check_interval: Duration,
+    /// Stacks recorded without their volumes looked up in Coolify per pass (one call each).
+    pub volume_lookups_per_pass: usize,
 }
 
 impl Default for MonitorSettings {
@@ -148,6 +159,9 @@ impl Default for MonitorSettings {
             stuck_after: Duration::from_secs(30 * 60),
             listed_per_message: 20,
             capacity: cfa_core::incidents::CapacityThresholds::default(),
+            backups: cfa_core::incidents::BackupExpectations::default(),
+            backup_check_interval: Duration::from_secs(3600),
+            volume_lookups_per_pass: 8,
         }
     }
 }

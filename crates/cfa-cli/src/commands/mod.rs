@@ -1,5 +1,6 @@
 //! One module per command family; `run` dispatches.
 
+pub(crate) mod backup;
 pub(crate) mod controller;
 pub(crate) mod demo;
 pub(crate) mod drift;
@@ -71,6 +72,9 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         }),
         Command::Alerts(command) => block_on_platform(&mut global, |global, platform| async move {
             monitor::alerts(&global, &platform, command).await
+        }),
+        Command::Backup(command) => block_on_platform(&mut global, |global, platform| async move {
+            backup::backup(&global, &platform, command).await
         }),
         Command::Reconcile(args) => block_on_platform(&mut global, |global, platform| async move {
             controller::reconcile(&global, &platform, args).await

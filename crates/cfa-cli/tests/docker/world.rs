@@ -261,13 +261,15 @@ impl World {
                  router_origins = [\"https://router.agents.test\"]\n\
                  [engine]\npoll_interval = \"{}\"\nprobe_interval = \"200ms\"\nstatus_lag = \"{}\"\n\
                  deploy_timeout = \"10m\"\ndelete_grace = \"0s\"\n{backups}\
-                 [[servers]]\nuuid = \"{}\"\ncores = 12\nmemory_gb = 31\nfree_disk_gb = 24\n",
+                 [[servers]]\nuuid = \"{}\"\ncores = 12\nmemory_gb = 31\nfree_disk_gb = 24\n\
+                 docker_host = \"{}\"\n",
                 sandbox.token(),
                 pocketbase.url(),
                 templates.display(),
                 humantime(setup.poll_interval),
                 humantime(setup.status_lag),
                 sandbox.server_uuid(),
+                docker_host(),
             ),
         )
         .unwrap();

@@ -8,11 +8,8 @@
 //! not empty) before the delete is sent. Without a bucket a stack whose plan has backups is not
 //! deleted unless the caller gives its data up (`without_final_backup`).
 
-use std::collections::BTreeSet;
-use std::time::Instant;
-
-use cfa_backup_store::layout::{COOLIFY_VOLUME_BACKUPS, final_backup_key, is_coolify_archive_of};
-use cfa_backup_store::{BackupStoreError, StoredObject};
+use cfa_backup_store::BackupStoreError;
+use cfa_backup_store::layout::final_backup_key;
 use cfa_coolify::CoolifyErrorKind;
 use cfa_coolify::types::BackupScheduleRequest;
 use cfa_core::plan::BackupPolicy;
@@ -22,7 +19,6 @@ use serde_json::{Value, json};
 use super::{Completion, ENVIRONMENT, Engine, redact_record};
 use crate::error::{EngineError, Subject};
 use crate::plan::Intent;
-use crate::settings::FinalBackupSettings;
 use crate::steps::Step;
 
 /// How a delete may proceed.
@@ -168,76 +164,11 @@ impl Engine {
         };
         let mut kept = Vec::new();
         for storage in &storages.persistent {
-            // The schedule with S3 whatever the stack was provisioned with: `backups/run` needs
-            // a schedule, and Coolify uploads only with `save_s3`.
-            let request = self.backup_schedule(retention_days);
-            if let Err(error) = coolify
-                .set_service_storage_backup_schedule(service_uuid, &storage.uuid, &request)
-                .await
-            {
-                let hint = match error.kind {
-                    CoolifyErrorKind::VersionTooOld { .. } => "this Coolify cannot back up volumes (4.3 can): upgrade it, or pass --without-final-backup".to_owned(),
-                    _ => error.hint().unwrap_or_else(|| "check the S3 storage in Coolify (Storages > S3) and [backups] coolify_s3_storage".to_owned()),
-                };
-                return Err(subject.final_backup(
-                    &storage.name,
-                    format!(
-                        "Coolify refused the backup schedule: {}",
-                        super::first_line_of(&error)
-                    ),
-                    hint,
-                ));
-            }
-            let existing =
-                coolify_archives(settings, subject, &storage.name, &storage.uuid).await?;
-            // Coolify names an archive by the second it started (`Carbon::now()->timestamp`):
-            // a run in the same second as the last one would overwrite it under the same key.
-            let newest =
-                existing.iter().filter_map(|archive| archive_unix_seconds(&archive.key)).max();
-            if let Some(newest) = newest {
-                let now = jiff::Timestamp::now().as_second();
-                if now <= newest + 1 {
-                    let pause = u64::try_from(newest + 2 - now).unwrap_or(2);
-                    tokio::time::sleep(std::time::Duration::from_secs(pause)).await;
-                }
-            }
-            let before: BTreeSet<String> =
-                existing.into_iter().map(|archive| archive.key).collect();
-            let queued = Instant::now();
-            if let Err(error) =
-                coolify.run_service_storage_backup(service_uuid, &storage.uuid).await
-            {
-                let hint = error.hint().unwrap_or_else(|| "check Coolify and its logs".to_owned());
-                return Err(subject.final_backup(
-                    &storage.name,
-                    format!("Coolify did not queue the backup: {}", super::first_line_of(&error)),
-                    hint,
-                ));
-            }
-            tracing::info!(tenant = %subject.tenant, stack = %subject.stack, volume = %storage.name, "final backup queued; waiting for its archive in the bucket");
-            let archive = loop {
-                let archives =
-                    coolify_archives(settings, subject, &storage.name, &storage.uuid).await?;
-                let fresh = archives
-                    .into_iter()
-                    .filter(|archive| !before.contains(&archive.key) && archive.size_bytes > 0)
-                    .max_by_key(|archive| archive.last_modified_unix_ms);
-                if let Some(fresh) = fresh {
-                    break fresh;
-                }
-                if queued.elapsed() >= settings.timeout {
-                    return Err(subject.final_backup(
-                        &storage.name,
-                        format!(
-                            "no new archive reached bucket `{}` within {}s of queueing the backup",
-                            settings.store.bucket(),
-                            settings.timeout.as_secs()
-                        ),
-                        "look at the volume's backup executions in Coolify (an empty volume, a full disk or a failed S3 upload fail it) and the [backups] timeout",
-                    ));
-                }
-                tokio::time::sleep(self.inner.settings.poll_interval).await;
-            };
+            let fail =
+                |detail: String, hint: String| subject.final_backup(&storage.name, detail, hint);
+            let archive = self
+                .run_volume_backup(settings, subject, service_uuid, storage, retention_days, &fail)
+                .await?;
             let key =
                 final_backup_key(&settings.prefix, &subject.tenant, &subject.stack, &archive.key);
             let store_error = |error: BackupStoreError| {
@@ -280,38 +211,6 @@ pub(super) fn kept_json(kept: &[KeptArchive]) -> Value {
     }
 }
 
-/// The archives Coolify uploaded for one storage, whatever its team folder
-/// (`<root>/<team slug>-<team id>/<storage uuid>/...`).
-async fn coolify_archives(
-    settings: &FinalBackupSettings,
-    subject: &Subject,
-    volume: &str,
-    storage_uuid: &str,
-) -> Result<Vec<StoredObject>, EngineError> {
-    let failed = |error: BackupStoreError| {
-        subject.final_backup(
-            volume,
-            first_line(&error),
-            "check [backups] in cfa.toml (endpoint, bucket, access key) and that the bucket answers",
-        )
-    };
-    let mut archives = Vec::new();
-    for team in settings.store.folders(COOLIFY_VOLUME_BACKUPS).await.map_err(failed)? {
-        let listed =
-            settings.store.list(&format!("{team}/{storage_uuid}")).await.map_err(failed)?;
-        archives.extend(
-            listed.into_iter().filter(|object| is_coolify_archive_of(&object.key, storage_uuid)),
-        );
-    }
-    Ok(archives)
-}
-
-/// The `<unix seconds>` in `volume-<name>-<unix seconds>.tar.gz`.
-fn archive_unix_seconds(key: &str) -> Option<i64> {
-    let stem = key.strip_suffix(".tar.gz")?;
-    stem.rsplit('-').next()?.parse().ok()
-}
-
 fn first_line(error: &BackupStoreError) -> String {
-    error.to_string().lines().next().unwrap_or_default().to_owned()
+    super::backups::store_line(error)
 }

@@ -52,6 +52,8 @@ pub struct MonitorReport {
     pub coolify_unreachable: Option<String>,
     /// How many stacks got each verdict.
     pub verdicts: BTreeMap<HealthVerdict, usize>,
+    /// Objects listed in the bucket by the backup check (0: no check this pass).
+    pub backup_objects_listed: usize,
 }
 
 impl MonitorReport {
@@ -67,10 +69,10 @@ impl MonitorReport {
 }
 
 /// One observation to fold into its track.
-struct Seen {
-    subject: IncidentSubject,
-    kind: IncidentKind,
-    observation: Observation,
+pub(super) struct Seen {
+    pub(super) subject: IncidentSubject,
+    pub(super) kind: IncidentKind,
+    pub(super) observation: Observation,
 }
 
 /// PocketBase writes of one pass in flight at once (a storm opens thousands of incidents).
@@ -305,6 +307,10 @@ impl Engine {
             }
         }
 
+        let coolify_answers = report.coolify_unreachable.is_none();
+        let backups = self.backup_observations(&records, coolify_answers, now, &mut report).await;
+        seen.extend(backups);
+
         // Decide everything first (pure), queue the messages, then write the state: a crash in
         // between sends a message twice rather than never.
         seen.retain(|seen| matters(&seen.subject, seen.kind, &seen.observation));
@@ -536,7 +542,7 @@ impl Engine {
     }
 }
 
-fn stack_subject(tenant_slug: &str, record: &AgentStack) -> IncidentSubject {
+pub(super) fn stack_subject(tenant_slug: &str, record: &AgentStack) -> IncidentSubject {
     IncidentSubject::Stack {
         tenant_slug: tenant_slug.to_owned(),
         stack_name: record.stack_name.clone(),

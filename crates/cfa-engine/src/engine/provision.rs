@@ -265,7 +265,7 @@ impl Engine {
                         Err(error) => return Err(subject.coolify(step, error)),
                     }
                 }
-                Ok(())
+                self.record_volumes(subject, step, progress, &storages.persistent).await
             }
             _ => Ok(()),
         }
@@ -301,6 +301,8 @@ impl Engine {
             limits: admitted.limits,
             images: operation.rendered()?.requirements.images.clone(),
             compose_sha256: None,
+            volumes: None,
+            backups_due_since_ms: None,
         };
         let new_stack = NewStack {
             config: Value::Object(
@@ -387,6 +389,8 @@ impl Engine {
             limits: admitted.limits,
             images: rendered.requirements.images.clone(),
             compose_sha256: None,
+            volumes: None,
+            backups_due_since_ms: None,
         };
         let patch = StackPatch {
             resource_limits: Some(recorded.to_json()),

@@ -64,6 +64,8 @@ impl Engine {
             limits: rendered.limits,
             images: Vec::new(),
             compose_sha256: None,
+            volumes: None,
+            backups_due_since_ms: None,
         });
         let changed = self
             .run_planned(

@@ -1,5 +1,6 @@
 //! Integration tests of the engine against the real PocketBase and the Coolify sandbox.
 
+mod backups;
 mod concurrency;
 mod drift;
 mod dry_runs;
