@@ -101,6 +101,7 @@ CREATE TABLE `cfa_leases` (
     `holder`     TEXT DEFAULT '' NOT NULL,      -- <host>:<pid> of the controller holding it
     `expires_ms` NUMERIC DEFAULT 0 NOT NULL,    -- PocketBase's clock, ms since the epoch
     `last_pass`  JSON DEFAULT NULL,             -- the holder's last pass (cfa status --controller)
+    `released`   BOOLEAN DEFAULT FALSE NOT NULL, -- given up by its holder (1763900010), not lost
     `renewed`    TEXT DEFAULT '' NOT NULL       -- autodate (create and update)
 );
 CREATE UNIQUE INDEX `idx_cfa_leases_name` ON `cfa_leases` (`name`);

@@ -4,7 +4,8 @@
 // from the holder after a pass, "last_pass") takes the
 // lease when it is free, expired or already the caller's, and renews it; the answer says
 // whether the caller holds it and who does. POST /api/cfa/leases/{name}/release with
-// {"holder"} gives it up (expires it now). Superusers only.
+// {"holder"} gives it up (expires it now, marked released). Taking it from another holder answers
+// `taken_over` with that holder, its expiry and whether it was released. Superusers only.
 // One transaction per request, and PocketBase writes through one connection, so two callers
 // are decided one after the other; expiry is judged on PocketBase's clock, never a caller's.
 
@@ -29,23 +30,35 @@ routerAdd("POST", "/api/cfa/leases/{name}", (e) => {
       answer = { acquired: false, holder: lease.getString("holder"), expires_ms: lease.getInt("expires_ms") };
       return;
     }
+    // Taken from another holder: whether that one gave it up, or its lease ran out (a
+    // controller that stopped renewing), for the monitor's `controller_lease_lost`.
+    let takenOver = null;
+    if (lease && lease.getString("holder") !== holder) {
+      takenOver = {
+        holder: lease.getString("holder"),
+        expires_ms: lease.getInt("expires_ms"),
+        released: lease.getBool("released"),
+      };
+    }
     if (!lease) {
       lease = new Record(txApp.findCollectionByNameOrId("cfa_leases"));
       lease.set("name", name);
     }
     lease.set("holder", holder);
+    lease.set("released", false);
     lease.set("expires_ms", now + ttl * 1000);
     if (body.last_pass !== undefined && body.last_pass !== null) {
       lease.set("last_pass", body.last_pass);
     }
     txApp.save(lease);
-    answer = { acquired: true, holder: holder, expires_ms: now + ttl * 1000 };
+    answer = { acquired: true, holder: holder, expires_ms: now + ttl * 1000, taken_over: takenOver };
   });
   return e.json(200, {
     name: name,
     acquired: answer.acquired,
     holder: answer.holder,
     expires_ms: answer.expires_ms,
+    taken_over: answer.taken_over || null,
     now_ms: Date.now(),
   });
 }, $apis.requireSuperuserAuth());
@@ -65,6 +78,7 @@ routerAdd("POST", "/api/cfa/leases/{name}/release", (e) => {
     // for `cfa status --controller`.
     if (lease.getString("holder") === holder) {
       lease.set("expires_ms", Date.now());
+      lease.set("released", true);
       txApp.save(lease);
     }
   });

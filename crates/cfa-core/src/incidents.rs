@@ -67,7 +67,7 @@ mod track;
 
 pub use backups::{BackupArchive, BackupExpectations, BackupVerdict, judge_backups};
 pub use capacity::{CapacityThresholds, capacity_low, judge_capacity};
-pub use grouping::{GroupedMessage, group_notifications};
+pub use grouping::{GroupedMessage, group_notifications, short_duration};
 pub use policy::{AlertPolicies, AlertPolicy, FlappingPolicy};
 pub use track::{
     Condition, Holding, IncidentTrack, Notification, NotificationKind, Observation, OpenIncident,

@@ -166,6 +166,9 @@ struct Inner {
     /// change that matters, so a steady stream costs no write.
     tracks: StdMutex<HashMap<String, monitor_tracks::CachedTrack>>,
     admission_lock: Mutex<()>,
+    /// A lease this process took from a controller that stopped renewing it (not a release):
+    /// the next monitor pass reports it as `controller_lease_lost`.
+    lease_lost: StdMutex<Option<String>>,
     /// When the monitor last listed the bucket for its backup check.
     backups_checked_at: StdMutex<Option<Instant>>,
     /// Each server's destination for new services (one lookup per server and process).
@@ -321,6 +324,7 @@ impl Engine {
                 looks: StdMutex::new(HashMap::new()),
                 tracks: StdMutex::new(HashMap::new()),
                 admission_lock: Mutex::new(()),
+                lease_lost: StdMutex::new(None),
                 backups_checked_at: StdMutex::new(None),
                 destinations: StdMutex::new(HashMap::new()),
             }),

@@ -21,6 +21,18 @@ pub struct Lease {
     pub expires_ms: i64,
     /// PocketBase's clock when it answered.
     pub now_ms: i64,
+    /// This call took the lease from another holder: who, and whether it had given it up.
+    pub taken_over: Option<Takeover>,
+}
+
+/// The holder a lease was taken from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Takeover {
+    pub holder: String,
+    /// When its lease ended (PocketBase's ms since the epoch).
+    pub expires_ms: i64,
+    /// It gave the lease up (a clean handover), rather than stopping to renew it.
+    pub released: bool,
 }
 
 impl Lease {
@@ -130,5 +142,12 @@ fn lease_from(answer: &Value) -> Option<Lease> {
         holder: answer.get("holder")?.as_str()?.to_owned(),
         expires_ms: answer.get("expires_ms")?.as_i64()?,
         now_ms: answer.get("now_ms")?.as_i64()?,
+        taken_over: answer.get("taken_over").filter(|taken| taken.is_object()).and_then(|taken| {
+            Some(Takeover {
+                holder: taken.get("holder")?.as_str()?.to_owned(),
+                expires_ms: taken.get("expires_ms")?.as_i64()?,
+                released: taken.get("released").and_then(Value::as_bool).unwrap_or(false),
+            })
+        }),
     })
 }

@@ -28,7 +28,7 @@ pub use incidents::{
     HostEventRecord, IncidentRecord, IncidentStatus, NewHostEvent, NewIncident, OutboxRecord,
     StoredTrack,
 };
-pub use lease::{Lease, LeaseRecord};
+pub use lease::{Lease, LeaseRecord, Takeover};
 pub use realtime::{StackChange, StackSubscription};
 pub use types::{
     AgentStack, AuditEntry, AuditOutcome, NewAuditEntry, NewStack, NewTenant, Page, StackPatch,

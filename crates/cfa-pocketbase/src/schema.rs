@@ -14,7 +14,7 @@ mod check;
 pub use check::{Drift, check};
 
 /// `pocketbase/pb_migrations/*`, in the order PocketBase applies them (by file name).
-pub const MIGRATIONS: [(&str, &str); 10] = [
+pub const MIGRATIONS: [(&str, &str); 11] = [
     (
         "1763900000_cfa_tenants.js",
         include_str!("../../../pocketbase/pb_migrations/1763900000_cfa_tenants.js"),
@@ -54,6 +54,10 @@ pub const MIGRATIONS: [(&str, &str); 10] = [
     (
         "1763900009_cfa_host_events.js",
         include_str!("../../../pocketbase/pb_migrations/1763900009_cfa_host_events.js"),
+    ),
+    (
+        "1763900010_cfa_leases_released.js",
+        include_str!("../../../pocketbase/pb_migrations/1763900010_cfa_leases_released.js"),
     ),
 ];
 

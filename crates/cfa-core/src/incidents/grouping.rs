@@ -114,7 +114,7 @@ fn single_suffix(notification_kind: NotificationKind, notification: &Notificatio
 }
 
 /// `45s`, `12m`, `4h 5m`, `2d 3h`.
-pub(super) fn short_duration(duration: Duration) -> String {
+pub fn short_duration(duration: Duration) -> String {
     let seconds = duration.as_secs();
     match seconds {
         0..60 => format!("{seconds}s"),

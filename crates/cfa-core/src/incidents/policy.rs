@@ -102,16 +102,16 @@ impl AlertPolicy {
             | K::UnexpectedExit
             | K::DeployFailed
             | K::StuckDeploying => at_once(4 * HOUR, flapping),
-            // A lease taken over by another controller is gone for a few seconds; a minute
-            // without one is an outage of the control plane.
-            K::ControllerLeaseLost | K::CoolifyUnreachable | K::PocketBaseUnreachable => {
-                AlertPolicy {
-                    pending_for: MINUTE,
-                    consecutive_failures: 1,
-                    repeat_every: HOUR,
-                    flapping,
-                }
-            }
+            // A controller that stopped renewing its lease is seen once, by its successor:
+            // told at once (and resolved by the successor's next pass).
+            K::ControllerLeaseLost => at_once(HOUR, None),
+            // A minute without an answer is an outage, not a blip.
+            K::CoolifyUnreachable | K::PocketBaseUnreachable => AlertPolicy {
+                pending_for: MINUTE,
+                consecutive_failures: 1,
+                repeat_every: HOUR,
+                flapping,
+            },
             // Reservations change on admission and delete only: no wait, but flapping around
             // the threshold is caught; one reminder a day.
             K::CapacityLow => at_once(DAY, flapping),
@@ -140,7 +140,8 @@ impl Default for AlertPolicies {
     /// | --- | --- | --- | --- | --- |
     /// | unhealthy, probe failing while healthy | 60 s | 3 | 4 h | 4 in 20, calm after 10 |
     /// | restart loop, OOM kill, unexpected exit, deploy failed, stuck deploying | 0 s | 1 | 4 h | 4 in 20 |
-    /// | controller lease lost | 60 s | 1 | 1 h | 4 in 20 |
+    /// | controller lease lost | 0 s | 1 | 1 h | off |
+    /// | Coolify or PocketBase unreachable | 60 s | 1 | 1 h | 4 in 20 |
     /// | capacity low | 0 s | 1 | 24 h | 4 in 20 |
     /// | backup missing, failed, empty, shrunk; orphan service | 0 s | 1 | 24 h | off |
     /// | flapping (its reminders) | | | 4 h | |

@@ -270,6 +270,7 @@ impl Engine {
             .lease_acquire(CONTROLLER_LEASE, holder, lease_ttl)
             .await
             .map_err(|error| subject.pocketbase(Step::RecordPending, error))?;
+        self.note_takeover(&lease, holder);
         if !lease.acquired {
             return Ok(ControllerPass::LeaseHeld {
                 holder: lease.holder.clone(),
@@ -295,6 +296,23 @@ impl Engine {
             tracing::warn!(%error, "cannot record the pass on the controller lease");
         }
         Ok(ControllerPass::Ran(report))
+    }
+
+    /// Remembers a lease taken from a controller that stopped renewing it, for the monitor.
+    pub(super) fn note_takeover(&self, lease: &cfa_pocketbase::Lease, holder: &str) {
+        let Some(taken) = lease.taken_over.as_ref().filter(|taken| !taken.released) else {
+            return;
+        };
+        let ago =
+            Duration::from_millis(u64::try_from(lease.now_ms - taken.expires_ms).unwrap_or(0));
+        let detail = format!(
+            "controller `{}` stopped renewing its lease; `{holder}` took it over {} after it ran out",
+            taken.holder,
+            cfa_core::incidents::short_duration(ago)
+        );
+        tracing::warn!(previous = %taken.holder, %holder, "took over the controller lease from a controller that stopped renewing it");
+        *self.inner.lease_lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(detail);
     }
 
     /// The controller lease as stored: its holder, until when, and the holder's last pass.

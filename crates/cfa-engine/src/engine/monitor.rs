@@ -107,6 +107,7 @@ impl Engine {
             .lease_acquire(super::CONTROLLER_LEASE, holder, lease_ttl)
             .await
             .map_err(|error| all.pocketbase(Step::RecordRunning, error))?;
+        self.note_takeover(&lease, holder);
         if !lease.acquired {
             return Ok(MonitorPass::LeaseHeld {
                 holder: lease.holder.clone(),
@@ -307,6 +308,15 @@ impl Engine {
             }
         }
 
+        // A lease taken over from a controller that stopped renewing it: one pass holds, the
+        // next clears (the platform has a controller again), so it opens and resolves once.
+        let lease_lost =
+            self.inner.lease_lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        seen.push(Seen {
+            subject: IncidentSubject::Platform,
+            kind: IncidentKind::ControllerLeaseLost,
+            observation: lease_lost.map_or_else(Observation::clear, Observation::holds),
+        });
         let coolify_answers = report.coolify_unreachable.is_none();
         let backups = self.backup_observations(&records, coolify_answers, now, &mut report).await;
         seen.extend(backups);

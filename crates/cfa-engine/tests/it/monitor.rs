@@ -265,3 +265,38 @@ async fn a_full_server_and_an_orphan_service_are_incidents_of_their_own() {
     let gone = engine.monitor_pass().await.unwrap();
     assert_eq!(gone.resolved, [format!("service:{ghost_uuid}/orphan_service")]);
 }
+
+#[tokio::test]
+async fn a_controller_that_stops_renewing_its_lease_is_one_incident_and_a_release_is_none() {
+    let world = World::start().await;
+    let engine = world.engine();
+    let ttl = Duration::from_secs(1);
+    let first = engine.monitor_under_lease("host-a:1", ttl).await.unwrap();
+    assert!(matches!(first, cfa_engine::MonitorPass::Ran(ref report) if report.opened.is_empty()));
+    // host-a dies without releasing: once its lease has run out, host-b takes over and says so.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let cfa_engine::MonitorPass::Ran(taken) =
+        engine.monitor_under_lease("host-b:2", ttl).await.unwrap()
+    else {
+        panic!("host-a's lease ran out: host-b takes it");
+    };
+    assert_eq!(taken.opened, ["platform/controller_lease_lost"], "{taken:?}");
+    let incidents = world.pb.incident_list(true, 10).await.unwrap();
+    let detail = incidents[0].detail.clone().unwrap_or_default();
+    assert!(detail.starts_with("controller `host-a:1` stopped renewing its lease"), "{detail}");
+    let cfa_engine::MonitorPass::Ran(next) =
+        engine.monitor_under_lease("host-b:2", ttl).await.unwrap()
+    else {
+        panic!("host-b renews its own lease");
+    };
+    assert_eq!(next.resolved, ["platform/controller_lease_lost"], "{next:?}");
+
+    // A clean handover (host-b releases, host-c takes it) is no incident.
+    engine.controller_release("host-b:2").await;
+    let cfa_engine::MonitorPass::Ran(handed) =
+        engine.monitor_under_lease("host-c:3", ttl).await.unwrap()
+    else {
+        panic!("a released lease is free");
+    };
+    assert!(handed.opened.is_empty(), "{handed:?}");
+}

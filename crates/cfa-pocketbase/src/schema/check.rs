@@ -220,8 +220,12 @@ pub async fn check(
     match client.collection_view("cfa_leases").await? {
         None => drift.push(missing_collection("cfa_leases")),
         Some(leases) => {
-            let expected =
-                [field("name", "text"), field("holder", "text"), field("expires_ms", "number")];
+            let expected = [
+                field("name", "text"),
+                field("holder", "text"),
+                field("expires_ms", "number"),
+                field("released", "bool"),
+            ];
             compare_fields(&mut drift, "cfa_leases", &leases, &expected, false);
             compare_rules(&mut drift, "cfa_leases", &leases, [None, None, None, None, None]);
         }
