@@ -38,7 +38,19 @@ pub struct StackSighting<'a> {
     pub deploying_for: Duration,
     /// How long a deploy may take before it counts as stuck.
     pub stuck_after: Duration,
+    /// How often the host agent saw the stack's containers crash (exit code other than 0 and
+    /// 143) within the last [`RESTART_LOOP_WINDOW`].
+    pub recent_crashes: u64,
 }
+
+/// Crashes within [`RESTART_LOOP_WINDOW`] that make a restart loop, whatever Coolify's status
+/// says at the moment of the check: a container that crashes and comes back between Coolify's
+/// status runs looks `running` to it every time. Three in ten minutes is a program that does
+/// not stay up (Docker's own restart backoff doubles from 100 ms, so a loop crashes far more
+/// often; one or two are `unexpected_exit`).
+pub const RESTART_LOOP_CRASHES: u64 = 3;
+/// The window crashes are counted in.
+pub const RESTART_LOOP_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 /// What one check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,8 +61,27 @@ pub struct StackCheck {
     pub observations: Vec<(IncidentKind, Observation)>,
 }
 
-/// Observes one stack.
+/// Observes one stack: Coolify's status and our probe, and the host agent's count of crashes
+/// for the restart loop.
 pub fn check_stack(sighting: &StackSighting<'_>) -> StackCheck {
+    let mut check = check_coolify_and_probe(sighting);
+    let should_run = matches!(sighting.record_status, StackStatus::Running | StackStatus::Error);
+    if should_run && sighting.recent_crashes >= RESTART_LOOP_CRASHES {
+        let detail = format!(
+            "its containers crashed {} times in the last {} min (host agent)",
+            sighting.recent_crashes,
+            RESTART_LOOP_WINDOW.as_secs() / 60
+        );
+        for (kind, observation) in &mut check.observations {
+            if *kind == IncidentKind::RestartLoop {
+                *observation = Observation::holds(detail.clone());
+            }
+        }
+    }
+    check
+}
+
+fn check_coolify_and_probe(sighting: &StackSighting<'_>) -> StackCheck {
     use IncidentKind as K;
     let mut observed: Vec<(IncidentKind, Observation)> =
         STACK_KINDS.iter().map(|kind| (*kind, Observation::no_data())).collect();
@@ -269,6 +300,7 @@ mod tests {
             probe,
             deploying_for: Duration::ZERO,
             stuck_after: Duration::from_secs(1200),
+            recent_crashes: 0,
         }
     }
 
@@ -380,5 +412,30 @@ mod tests {
         let deploy = Some("stack `a/b` failed to start");
         assert_eq!(record_health(StackStatus::Error, deploy, healthy, None), None);
         assert_eq!(record_health(StackStatus::Running, None, healthy, None), None);
+    }
+
+    #[test]
+    fn three_crashes_in_ten_minutes_are_a_restart_loop_whatever_coolify_says() {
+        let probe = ProbeOutcome::Passed { status_code: 200 };
+        let restart_loop = |status: StackStatus, crashes: u64| {
+            let mut seen = sighting(status, Some("running:healthy"), &probe);
+            seen.recent_crashes = crashes;
+            check_stack(&seen)
+                .observations
+                .into_iter()
+                .find(|(kind, _)| *kind == IncidentKind::RestartLoop)
+                .map(|(_, observation)| observation)
+                .unwrap()
+        };
+        assert_eq!(restart_loop(StackStatus::Running, 2).condition, Condition::Clear);
+        let looping = restart_loop(StackStatus::Running, 3);
+        assert_eq!(looping.condition, Condition::Holds);
+        assert_eq!(
+            looping.detail.as_deref(),
+            Some("its containers crashed 3 times in the last 10 min (host agent)")
+        );
+        assert_eq!(restart_loop(StackStatus::Error, 5).condition, Condition::Holds);
+        // Suspended: the crashes were the stop's; whatever was wrong is over.
+        assert_eq!(restart_loop(StackStatus::Stopped, 5).condition, Condition::Clear);
     }
 }

@@ -425,6 +425,31 @@ impl PocketBaseClient {
         Ok(self.host_event_first("host_oom_between", filter, "at_ns").await?.is_some())
     }
 
+    /// How many times the stack's containers died with an error (any exit code but 0 and
+    /// 143, a clean stop) from `from_ns` on: the restart-loop count.
+    pub async fn host_crashes_since(
+        &self,
+        tenant: &str,
+        stack: &str,
+        from_ns: i64,
+    ) -> Result<u64, PocketBaseError> {
+        let filter = format!(
+            "kind = 'died' && tenant = {} && stack = {} && at_ns >= {from_ns} && exit_code != 0 && exit_code != 143",
+            quote(tenant),
+            quote(stack)
+        );
+        let options = ListOptions {
+            page: 1,
+            per_page: 1,
+            sort: None,
+            expand_tenant: false,
+            skip_total: false,
+        };
+        let (_, page) =
+            self.list_records("host_crashes_since", HOST_EVENTS, Some(filter), &options).await?;
+        Ok(page.total_items.unwrap_or(0))
+    }
+
     async fn host_event_first(
         &self,
         operation: &'static str,

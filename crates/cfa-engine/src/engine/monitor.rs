@@ -18,7 +18,8 @@ use cfa_core::incidents::{
     Observation, TrackState, group_notifications, judge_capacity, resolve_removed, step,
 };
 use cfa_core::monitor::{
-    HostSighting, StackSighting, check_stack, event_observations, record_health,
+    HostSighting, RESTART_LOOP_WINDOW, StackSighting, check_stack, event_observations,
+    record_health,
 };
 use cfa_core::{HealthVerdict, ProbeOutcome};
 use cfa_pocketbase::StoredTrack;
@@ -276,6 +277,33 @@ impl Engine {
                         jiff::Timestamp::now().duration_since(record.updated_at),
                     )
                     .unwrap_or(Duration::ZERO);
+                    let key = (tenant.slug.clone(), record.stack_name.clone());
+                    let found = sightings.get(&key).map_or(&[][..], Vec::as_slice);
+                    // Crashes are counted (one query) for a stack whose containers crashed
+                    // since the last pass, or whose restart loop is being tracked (it stays
+                    // open until fewer than the limit remain in the window); the rest cannot
+                    // be in a loop.
+                    let crashed = found.iter().any(|sighting| {
+                        matches!(sighting, HostSighting::Died { exit_code, .. } if !matches!(exit_code, 0 | 143))
+                    });
+                    let looping = tracked.contains(&track_key(
+                        &stack_subject(&tenant.slug, record),
+                        IncidentKind::RestartLoop,
+                    ));
+                    let recent_crashes = if crashed || looping {
+                        let since = jiff::Timestamp::now().as_nanosecond()
+                            - i128::from(RESTART_LOOP_WINDOW.as_secs()) * 1_000_000_000;
+                        pocketbase
+                            .host_crashes_since(
+                                &tenant.slug,
+                                &record.stack_name,
+                                i64::try_from(since).unwrap_or(0),
+                            )
+                            .await
+                            .map_err(|error| all.pocketbase(Step::RecordRunning, error))?
+                    } else {
+                        0
+                    };
                     let check = check_stack(&StackSighting {
                         record_status: record.status,
                         error_message: record.error_message.as_deref(),
@@ -283,6 +311,7 @@ impl Engine {
                         probe: &probe,
                         deploying_for,
                         stuck_after: settings.monitor.stuck_after,
+                        recent_crashes,
                     });
                     report.stacks_checked += 1;
                     let verdict = check.judgement.as_ref().map(|judgement| judgement.verdict);
@@ -291,8 +320,6 @@ impl Engine {
                     }
                     verdicts.insert(record.id.clone(), verdict);
                     let subject = stack_subject(&tenant.slug, record);
-                    let key = (tenant.slug.clone(), record.stack_name.clone());
-                    let found = sightings.get(&key).map_or(&[][..], Vec::as_slice);
                     let healthy = verdict == Some(HealthVerdict::Healthy);
                     let recovered = healthy
                         && self

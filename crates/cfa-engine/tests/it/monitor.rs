@@ -9,7 +9,7 @@ use std::time::Duration;
 use cfa_core::incidents::{AlertPolicy, IncidentKind};
 use cfa_core::{PlanTier, StackStatus};
 use cfa_engine::Engine;
-use cfa_pocketbase::{IncidentStatus, NewStack};
+use cfa_pocketbase::{IncidentStatus, NewHostEvent, NewStack};
 use coolify_sandbox::Fault;
 use futures::StreamExt;
 
@@ -299,4 +299,59 @@ async fn a_controller_that_stops_renewing_its_lease_is_one_incident_and_a_releas
         panic!("a released lease is free");
     };
     assert!(handed.opened.is_empty(), "{handed:?}");
+}
+
+/// A `die` the host agent reported for `tenant/stack`, `seconds_ago` seconds ago.
+fn died(tenant: &str, stack: &str, id: &str, exit_code: i64, seconds_ago: i64) -> NewHostEvent {
+    NewHostEvent {
+        event_id: id.to_owned(),
+        server: "server-1".to_owned(),
+        container_name: format!("bot-{stack}"),
+        tenant: tenant.to_owned(),
+        stack: stack.to_owned(),
+        kind: "died".to_owned(),
+        exit_code: Some(exit_code),
+        healthy: None,
+        at_ns: (jiff::Timestamp::now().as_second() - seconds_ago) * 1_000_000_000,
+    }
+}
+
+#[tokio::test]
+async fn three_crashes_in_ten_minutes_are_a_restart_loop_though_coolify_says_running() {
+    let world = World::start().await;
+    world.tenant("loop", PlanTier::Team, 2).await;
+    let engine = monitoring(&world, IncidentKind::RestartLoop, 1);
+    engine.provision(&bot_request("loop", "bot")).await.unwrap();
+
+    // Two crashes near the end of the ten minutes, a clean stop (143) and an older crash that
+    // do not count: one short of a loop.
+    let events = [
+        died("loop", "bot", "e1", 1, 592),
+        died("loop", "bot", "e2", 143, 20),
+        died("loop", "bot", "e3", 1, 15 * 60),
+        died("loop", "bot", "e4", 2, 591),
+    ];
+    engine.record_host_events(&events).await.unwrap();
+    let two = engine.monitor_pass().await.unwrap();
+    assert!(!two.opened.iter().any(|key| key.ends_with("/restart_loop")), "{two:?}");
+    // A third crash within the ten minutes: a restart loop, and the record says so.
+    engine.record_host_events(&[died("loop", "bot", "e5", 1, 590)]).await.unwrap();
+    let three = engine.monitor_pass().await.unwrap();
+    let looping: Vec<&String> =
+        three.opened.iter().filter(|key| key.ends_with("/restart_loop")).collect();
+    assert_eq!(looping.len(), 1, "{three:?}");
+    let record = engine.stack("loop", "bot").await.unwrap();
+    assert_eq!(record.status, StackStatus::Error);
+    let message = record.error_message.unwrap_or_default();
+    assert!(message.contains("crashed 3 times in the last 10 min"), "{message}");
+    // No new crash, but three still in the window: the loop stays open (no flapping).
+    let still = engine.monitor_pass().await.unwrap();
+    let about_the_loop = |keys: &[String]| keys.iter().any(|key| key.ends_with("/restart_loop"));
+    assert!(!about_the_loop(&still.resolved) && !about_the_loop(&still.opened), "{still:?}");
+    assert_eq!(engine.stack("loop", "bot").await.unwrap().status, StackStatus::Error);
+    // Once they have left the window, Coolify's `running:healthy` decides: resolved.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let calm = engine.monitor_pass().await.unwrap();
+    assert!(about_the_loop(&calm.resolved), "{calm:?}");
+    assert_eq!(engine.stack("loop", "bot").await.unwrap().status, StackStatus::Running);
 }
