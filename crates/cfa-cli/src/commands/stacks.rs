@@ -415,8 +415,9 @@ pub(crate) async fn status(
         }
     }
     let mut report = Vec::new();
-    for (slug, record) in &rows {
-        let health = platform.engine.health(record).await;
+    let records: Vec<_> = rows.iter().map(|(_, record)| record.clone()).collect();
+    let healths = platform.engine.health_of_all(&records).await;
+    for ((slug, record), health) in rows.iter().zip(healths) {
         report.push((slug.clone(), record.clone(), health.coolify_status, health.judgement));
     }
     match global.output {

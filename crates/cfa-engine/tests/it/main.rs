@@ -10,5 +10,6 @@ mod lifecycle;
 mod monitor;
 mod reconcile;
 mod refusals;
+mod status;
 mod status_lag;
 mod tenant_attacks;
