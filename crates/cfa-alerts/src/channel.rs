@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::config::AlertsConfig;
 use crate::message::AlertMessage;
-use crate::secret::{Secret, SecretError};
+use crate::{Secret, SecretError};
 
 mod email;
 mod telegram;

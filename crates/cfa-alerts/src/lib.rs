@@ -84,9 +84,9 @@ pub mod dispatch;
 pub mod heartbeat;
 pub mod message;
 pub mod outbox;
-pub mod secret;
 pub mod signature;
 
+pub use cfa_signing::{Secret, SecretError};
 pub use channel::{
     AlertsConfigError, Channel, Retry, SendError, channels_from_config, error_chain,
 };
@@ -95,4 +95,3 @@ pub use dispatch::{AttemptOutcome, AttemptReport, ChannelReport, Dispatcher, Ret
 pub use heartbeat::{Heartbeat, HeartbeatError};
 pub use message::{AlertMessage, AlertStatus, IncidentEntry, MAX_INCIDENTS, NotificationType};
 pub use outbox::{Delivery, DeliveryStatus, MemoryOutbox, Outbox, OutboxError, SpoolOutbox};
-pub use secret::Secret;

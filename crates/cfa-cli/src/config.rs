@@ -291,7 +291,7 @@ impl Config {
             let secret = cfa_host_agent::AgentSecret::from_file(path)
                 .map_err(|error| crate::exit::usage(anyhow::Error::new(error)))
                 .with_context(|| format!("[[servers]] `{}`: agent_secret_file", server.uuid))?;
-            secrets.insert(server.uuid.clone(), secret.expose().to_vec());
+            secrets.insert(server.uuid.clone(), secret.expose_bytes().to_vec());
         }
         Ok(secrets)
     }

@@ -24,10 +24,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures::StreamExt;
 use tokio::sync::Notify;
 
+use crate::AgentSecret;
 use crate::backoff::Backoff;
 use crate::docker;
 use crate::report::{Reporter, ReporterError};
-use crate::secret::AgentSecret;
 use crate::spool::{Appended, Spool, SpoolError};
 
 /// How long the deliverer waits after waking before it takes a batch.

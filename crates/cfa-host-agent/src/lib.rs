@@ -13,8 +13,10 @@
 //! pure part, with no Docker or HTTP client:
 //! - [`event`]: [`HostEvent`] and [`EventKind`], the marker labels, the stable event id;
 //! - [`wire`]: the request the agent sends ([`EventBatch`], [`EVENTS_PATH`], the header names);
-//! - [`signature`]: [`sign`] and [`verify_signature`], which the receiver calls;
-//! - [`secret`]: [`AgentSecret`], the shared secret read from a file (prints `***`);
+//! - [`signature`]: [`sign`] and [`verify_signature`], which the receiver calls (from
+//!   `cfa-signing`, the platform's one implementation), and [`signature::SERVER_HEADER`];
+//! - [`AgentSecret`]: the shared secret read from a file (prints `***`), `cfa-signing`'s
+//!   [`Secret`](cfa_signing::Secret);
 //! - [`spool`] and [`backoff`]: the agent's on-disk buffer and its retry schedule.
 //!
 //! With `agent`: [`docker`] (the bollard event stream and the pure parse of its
@@ -67,7 +69,6 @@
 
 pub mod backoff;
 pub mod event;
-pub mod secret;
 pub mod signature;
 pub mod spool;
 pub mod wire;
@@ -79,7 +80,9 @@ pub mod docker;
 #[cfg(feature = "agent")]
 pub mod report;
 
+/// The agent's shared secret: the platform's one secret-file type.
+pub use cfa_signing::Secret as AgentSecret;
+pub use cfa_signing::SecretError;
 pub use event::{EventKind, HostEvent};
-pub use secret::AgentSecret;
 pub use signature::{SignatureError, sign, verify_signature};
 pub use wire::{EVENTS_PATH, EventBatch};

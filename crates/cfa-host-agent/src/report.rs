@@ -4,8 +4,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::Url;
 
+use crate::AgentSecret;
 use crate::event::HostEvent;
-use crate::secret::AgentSecret;
 use crate::signature::{SERVER_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 use crate::wire::{EVENTS_PATH, EventBatch};
 
@@ -103,7 +103,7 @@ impl Reporter {
         let batch = EventBatch { server: self.server.clone(), events: events.to_vec(), dropped };
         let body = serde_json::to_vec(&batch).expect("a batch always serializes");
         let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |now| now.as_secs());
-        let signature = sign(self.secret.expose(), timestamp, &body);
+        let signature = sign(self.secret.expose_bytes(), timestamp, &body);
         let response = self
             .client
             .post(self.endpoint.clone())

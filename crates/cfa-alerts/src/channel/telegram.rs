@@ -8,9 +8,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{DEFAULT_TIMEOUT, Retry, SendError, http_failure, parse_http_url, read_secret};
+use crate::Secret;
 use crate::config::{TelegramConfig, TelegramFormat};
 use crate::message::AlertMessage;
-use crate::secret::Secret;
 
 /// Telegram's limit is 4096 characters after entity parsing; we stay below it in UTF-16 code
 /// units (how Telegram counts), leaving room for the truncation mark.

@@ -9,9 +9,9 @@ use super::{
     DEFAULT_TIMEOUT, Retry, SendError, http_failure, parse_http_url, read_secret, redacted,
     retry_for_status,
 };
+use crate::Secret;
 use crate::config::WebhookConfig;
 use crate::message::AlertMessage;
-use crate::secret::Secret;
 use crate::signature::{MESSAGE_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 
 /// A configured webhook.
@@ -42,7 +42,7 @@ impl WebhookChannel {
         let body = serde_json::to_vec(message).expect("an AlertMessage serializes");
         let timestamp =
             SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
-        let signature = sign(self.secret.expose().as_bytes(), timestamp, &body);
+        let signature = sign(self.secret.expose_bytes(), timestamp, &body);
         let what = format!("POST to {}", redacted(&self.url));
         let response = self
             .client

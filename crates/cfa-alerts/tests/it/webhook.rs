@@ -91,7 +91,7 @@ async fn a_wrong_secret_is_refused_by_the_receiver_and_the_delivery_stays_pendin
     assert_eq!(
         receiver.refused(),
         [
-            "the signature does not match the body and timestamp\nhint: check the webhook's secret on both sides"
+            "the signature does not match the body and timestamp\nhint: check that the sender and the receiver hold the same secret"
         ]
     );
     let delivery = &dispatcher.outbox().deliveries()[0];

@@ -1,6 +1,6 @@
 //! Tidy checks over the whole workspace, run as ordinary tests: every Rust file opens with a
-//! `//!` doc, nothing prints to stdout outside the binaries' output code, and the pure crates
-//! keep no I/O dependencies.
+//! `//!` doc, nothing prints to stdout outside the binaries' output code, the pure crates
+//! keep no I/O dependencies, and the signing crate the host agent links stays small.
 
 use std::path::{Path, PathBuf};
 
@@ -62,4 +62,23 @@ fn pure_crates_have_no_io_dependencies() {
             );
         }
     }
+}
+
+#[test]
+fn the_signing_crate_stays_small() {
+    // The host agent's small static binary links cfa-signing: a new dependency there is a new
+    // dependency on every server.
+    let manifest = std::fs::read_to_string(
+        workspace_root().join("crates").join("cfa-signing").join("Cargo.toml"),
+    )
+    .unwrap();
+    let dependencies =
+        manifest.split("[dependencies]").nth(1).unwrap_or("").split("\n[").next().unwrap_or("");
+    let names: Vec<&str> = dependencies
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.split(['.', ' ', '=']).next())
+        .collect();
+    assert_eq!(names, ["hex", "hmac", "sha2", "thiserror"], "cfa-signing's [dependencies]");
 }

@@ -40,7 +40,7 @@ async fn signed_batches_are_accepted_and_forged_ones_refused() {
     assert_eq!(
         receiver.refusals(),
         [
-            "the signature does not match the body and timestamp\nhint: check the server's shared secret"
+            "the signature does not match the body and timestamp\nhint: check that the sender and the receiver hold the same secret"
         ]
     );
     receiver.stop().await;

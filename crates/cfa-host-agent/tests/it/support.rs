@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -166,13 +166,12 @@ async fn receive(
         state.log.lock().unwrap().refusals.push(why);
         status
     };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
     if let Err(error) = verify_signature(
         &state.secret,
         header(TIMESTAMP_HEADER),
-        &body,
         header(SIGNATURE_HEADER),
-        now,
+        &body,
+        SystemTime::now(),
         DEFAULT_MAX_AGE,
     ) {
         return refuse(error.to_string(), StatusCode::UNAUTHORIZED);

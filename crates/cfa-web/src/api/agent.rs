@@ -5,7 +5,7 @@
 //! are stored once (an agent resending after an outage changes nothing) and wake the monitor,
 //! so an OOM kill becomes an incident in seconds, not at the next interval.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -35,13 +35,12 @@ pub(crate) async fn post_events(
         .agent_secrets
         .get(server)
         .ok_or_else(|| unauthorized("no agent secret is configured for this server"))?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
     verify_signature(
         secret,
         header(TIMESTAMP_HEADER).unwrap_or_default(),
-        &body,
         header(SIGNATURE_HEADER).unwrap_or_default(),
-        now,
+        &body,
+        SystemTime::now(),
         DEFAULT_MAX_AGE,
     )
     .map_err(|error| unauthorized(&error.to_string()))?;
